@@ -1,0 +1,3 @@
+"""vidgen: provenance-first text-to-video."""
+
+__version__ = "0.1.0"
