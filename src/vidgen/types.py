@@ -20,7 +20,7 @@ Frames = npt.NDArray[np.uint8]
 """A clip as uint8 RGB frames, shape (T, H, W, 3)."""
 
 
-class Task(str, enum.Enum):
+class Task(enum.StrEnum):
     """What a request asks the backend to do."""
 
     TEXT_TO_VIDEO = "text_to_video"
@@ -126,6 +126,16 @@ class GenerationRequest:
     def texts(self) -> tuple[str, ...]:
         """Every piece of text in the request; the prompt policy checks all of them."""
         return tuple(t for t in (self.prompt, self.negative_prompt) if t)
+
+
+@attrs.frozen
+class PromptDecision:
+    """The prompt policy's answer for one piece of text."""
+
+    allowed: bool
+    category: str | None = None
+    reason: str = ""
+    matched: tuple[str, ...] = ()
 
 
 @attrs.frozen

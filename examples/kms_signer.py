@@ -1,0 +1,41 @@
+"""Sign through a callback, as with a KMS or HSM: the private key stays outside vidgen.
+
+Here the "KMS" is a local function holding the key; in production it would call
+your key service and return its (DER or raw) ECDSA signature.
+
+    python examples/kms_signer.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+import vidgen
+from vidgen.provenance.keys import CallbackSigner, init_dev_keys
+
+
+def main(out_dir: Path) -> None:
+    keys = init_dev_keys(out_dir / "keys")
+    kms_key = load_pem_private_key(keys.signer_key.read_bytes(), password=None)
+    assert isinstance(kms_key, ec.EllipticCurvePrivateKey)
+
+    def kms_sign(data: bytes) -> bytes:
+        # A KMS API returns a DER-encoded ECDSA signature; vidgen converts it for COSE.
+        return kms_key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    signer = CallbackSigner(kms_sign, cert_chain_pem=keys.signer_cert.read_bytes(), alg="es256")
+    pipe = vidgen.Pipeline.from_backend("scene", signer=signer)
+    result = pipe.generate("a yellow square falling", output=out_dir / "square.mp4")
+    report = vidgen.verify(result.path, trust=keys.ca_cert)
+    print(f"{result.path.name}: {report.verdict} (signer {report.c2pa.signer if report.c2pa else None})")
+    assert report.verdict == "confirmed"
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        main(Path(tmp))

@@ -1,0 +1,235 @@
+"""The ``vidgen`` command: generate, verify, keys, backends.
+
+Exit codes: ``generate``/``keys``/``backends`` return 0 on success and 1 when vidgen
+refused or failed (the message names the stage). ``verify`` follows the
+contract: 0 confirmed, 1 no or broken provenance, 2 file could not be processed.
+Usage errors exit 2. No command prints a traceback unless ``VIDGEN_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vidgen import __version__
+from vidgen.errors import VidgenError
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+# --- generate --------------------------------------------------------------------------
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from vidgen.pipeline import Pipeline
+
+    pipe = Pipeline.from_backend(args.backend, keys_dir=args.keys,
+                                 include_prompt=args.include_prompt, crf=args.crf)
+    show = not args.json and err.is_terminal
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=err, disable=not show, transient=True) as bar:
+        task = bar.add_task(f"sampling ({args.backend})", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = pipe.generate(args.prompt, output=args.output, num_frames=args.frames,
+                               height=args.height, width=args.width, fps=args.fps,
+                               seed=args.seed, progress=progress)
+    summary = {
+        "path": str(result.path),
+        "sha256": result.sha256,
+        "backend": result.backend,
+        "num_frames": result.video.num_frames,
+        "width": result.video.width,
+        "height": result.video.height,
+        "fps": result.video.fps,
+        "watermark_id": result.watermark_id,
+        "signer": pipe.signer.signer_name,
+        "timings": {k: round(v, 4) for k, v in result.timings.items()},
+        "manifest": result.manifest,
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        out.print(f"[green]wrote[/] {result.path} ({result.video.num_frames} frames, "
+                  f"{result.video.width}x{result.video.height} @ {result.video.fps:g} fps)")
+        out.print(f"  signed by {summary['signer']!r}, sha256 {result.sha256[:16]}…")
+        if result.watermark_id is None:
+            out.print("  [yellow]no watermark embedded (no watermarker configured)[/]")
+    return 0
+
+
+# --- verify ----------------------------------------------------------------------------
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from vidgen.provenance.keys import load_trust_anchors
+    from vidgen.provenance.verify import verify
+
+    anchors = load_trust_anchors(args.trust)
+    if args.key is not None:
+        err.print("[yellow]vidgen: watermark detection is not available in this version; "
+                  "--key is ignored and the watermark block reports checked=false[/]")
+    reports = [verify(f, trust_anchors_pem=anchors) for f in args.files]
+    if args.json:
+        data = [r.to_dict() for r in reports]
+        _print_json(data[0] if len(data) == 1 else data)
+    else:
+        for r in reports:
+            _print_report(r)
+    codes = [r.exit_code for r in reports]
+    return 2 if 2 in codes else max(codes)
+
+
+_VERDICT_STYLE = {"confirmed": "green", "unconfirmed": "yellow", "tampered": "red",
+                  "error": "red"}
+
+
+def _print_report(r: Any) -> None:
+    style = _VERDICT_STYLE.get(r.verdict, "white")
+    out.print(f"[bold]{r.file}[/]: [{style}]{r.verdict}[/]")
+    if r.error:
+        err.print(f"  vidgen: {r.error}")
+        return
+    c = r.c2pa
+    out.print(f"  C2PA: {c.state}" + (f" — signer {c.signer!r}" if c.signer else "")
+              + (f", generator {c.claim_generator}" if c.claim_generator else ""))
+    if c.ai_generated is not None:
+        out.print(f"  AI-generated (digitalSourceType): {'yes' if c.ai_generated else 'no'}")
+    if c.codes:
+        out.print(f"  codes: {', '.join(c.codes)}")
+    if c.explanation:
+        out.print(f"  {c.explanation}")
+    w = r.watermark
+    if w is not None:
+        out.print("  watermark: " + ((f"detected, payload {w.payload}") if w.detected
+                                     else ("not detected" if w.checked else "not checked")))
+
+
+# --- keys, backends --------------------------------------------------------------------
+
+
+def _cmd_keys_init(args: argparse.Namespace) -> int:
+    from vidgen.provenance.keys import init_dev_keys
+
+    keys = init_dev_keys(args.directory, organization=args.org, overwrite=args.force)
+    out.print(f"development CA and signer written to {keys.directory}")
+    out.print(f"  trust anchor (give to verifiers): {keys.ca_cert}")
+    out.print(f"  signer chain: {keys.signer_cert}; private keys are 0600")
+    out.print("  [yellow]development identity: anyone holding these keys can sign as you[/]")
+    return 0
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from vidgen.backends.base import list_backends
+
+    infos = list_backends()
+    if args.json:
+        _print_json([i.to_dict() for i in infos])
+        return 0
+    table = Table("name", "source", "tasks", "max size", "frames", "device", "model")
+    for i in infos:
+        c = i.capabilities
+        if c is None:
+            table.add_row(i.name, i.source, f"[red]failed to load: {i.error}[/]", "", "", "", "")
+            continue
+        table.add_row(i.name, i.source, ", ".join(sorted(t.value for t in c.tasks)),
+                      f"{c.max_width}x{c.max_height}", f"{c.min_frames}-{c.max_frames}",
+                      c.device, f"{c.model_id} {c.model_version}")
+    out.print(table)
+    return 0
+
+
+# --- parser and entry point ------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidgen", description="Provenance-first text-to-video: generate, sign, verify.")
+    parser.add_argument("--version", action="version", version=f"vidgen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate a signed MP4 from a prompt")
+    g.add_argument("prompt")
+    g.add_argument("-o", "--output", type=Path, default=None, help="output .mp4 path")
+    g.add_argument("--backend", default=None, help="backend name (see `vidgen backends`)")
+    g.add_argument("--frames", type=int, default=None, help="number of frames")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--width", type=int, default=None)
+    g.add_argument("--height", type=int, default=None)
+    g.add_argument("--fps", type=float, default=None)
+    g.add_argument("--crf", type=int, default=18, help="H.264 quality (0-51, lower is better)")
+    g.add_argument("--keys", type=Path, default=None,
+                   help="directory with dev keys (default: VIDGEN_SIGN_CERT/KEY or the "
+                        "user data dir)")
+    g.add_argument("--include-prompt", action="store_true",
+                   help="write the prompt into the manifest (default: only its SHA-256)")
+    g.add_argument("--json", action="store_true", help="print a JSON summary")
+    g.set_defaults(func=_cmd_generate)
+
+    v = sub.add_parser("verify", help="verify C2PA provenance (and watermark) of files")
+    v.add_argument("files", nargs="+", type=Path)
+    v.add_argument("--json", action="store_true", help="print the JSON report")
+    v.add_argument("--trust", type=Path, default=None,
+                   help="PEM trust anchors (default: $VIDGEN_TRUST_ANCHORS)")
+    v.add_argument("--key", default=None, help="watermark key")
+    v.set_defaults(func=_cmd_verify)
+
+    k = sub.add_parser("keys", help="manage signing keys")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    ki = ksub.add_parser("init", help="create a development CA and ES256 signer in DIR")
+    ki.add_argument("directory", type=Path)
+    ki.add_argument("--org", default="vidgen development", help="organization name")
+    ki.add_argument("--force", action="store_true", help="replace existing keys")
+    ki.set_defaults(func=_cmd_keys_init)
+
+    b = sub.add_parser("backends", help="list registered backends and their capabilities")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=_cmd_backends)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "backend", "x") is None:
+        from vidgen.pipeline import DEFAULT_BACKEND
+
+        args.backend = DEFAULT_BACKEND
+    func: Callable[[argparse.Namespace], int] = args.func
+    fail_code = 2 if args.command == "verify" else 1
+    try:
+        return func(args)
+    except VidgenError as exc:
+        err.print(f"vidgen: {exc.stage} refused: {exc.message}", markup=False, highlight=False)
+        return fail_code
+    except KeyboardInterrupt:
+        err.print("vidgen: cancelled", markup=False)
+        return 130
+    except Exception as exc:  # never a traceback for users; VIDGEN_DEBUG=1 shows it
+        if os.environ.get("VIDGEN_DEBUG"):
+            raise
+        err.print(f"vidgen: internal error: {type(exc).__name__}: {exc}", markup=False,
+                  highlight=False)
+        return fail_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
