@@ -5,7 +5,8 @@ cost under 50 ms, for MP4s from 1 MB to 200 MB.
 
     python benchmarks/c2pa_cost.py [--sizes-mb 1 10 50 200] [--repeats 3]
 
-Prints one JSON object. Files are made here (H.264 noise, lossless) in a temp
+Prints one JSON object. ``sign`` is the in-place path the pipeline uses;
+``sign_copy`` is c2pa-python's stream-to-stream ``Builder.sign``, for comparison. Files are made here (H.264 noise, lossless) in a temp
 directory; every timing is the median of ``--repeats`` warm runs (file in page cache).
 """
 
@@ -16,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -25,6 +27,7 @@ import av
 import numpy as np
 
 from vidgen.provenance.c2pa import GenerationClaim, read_c2pa, sign_mp4
+from vidgen.provenance.c2pa_inplace import sign_mp4_in_place
 from vidgen.provenance.keys import init_dev_keys, load_trust_anchors
 
 
@@ -87,7 +90,15 @@ def main() -> None:
             make_mp4(src, int(size_mb * 1024 * 1024))
             sign_mp4(src, dst, claim, signer)  # warm-up, page cache
             sha = statistics.median(sha256_seconds(src) for _ in range(args.repeats))
-            sign = median_time(lambda s=src, d=dst: sign_mp4(s, d, claim, signer), args.repeats)
+            copy_sign = median_time(lambda s=src, d=dst: sign_mp4(s, d, claim, signer),
+                                    args.repeats)
+            in_place = []
+            for _ in range(args.repeats):
+                shutil.copyfile(src, dst)  # a fresh unsigned file, not timed
+                start = time.perf_counter()
+                sign_mp4_in_place(dst, claim, signer)
+                in_place.append(time.perf_counter() - start)
+            sign = statistics.median(in_place)
             report = read_c2pa(dst, "video/mp4", anchors)
             assert report.state == "trusted", report
             verify = median_time(lambda d=dst: read_c2pa(d, "video/mp4", anchors), args.repeats)
@@ -95,12 +106,15 @@ def main() -> None:
             rows.append({
                 "size_mb": round(src.stat().st_size / 2**20, 2),
                 "sha256_ms": round(sha * 1e3, 2),
-                "sign_ms": round(sign * 1e3, 2),
+                "sign_in_place_ms": round(sign * 1e3, 2),
+                "sign_copy_ms": round(copy_sign * 1e3, 2),
                 "verify_ms": round(verify * 1e3, 2),
-                "sign_over_sha256": round(sign / sha, 2),
+                "sign_in_place_over_sha256": round(sign / sha, 2),
+                "sign_copy_over_sha256": round(copy_sign / sha, 2),
                 "verify_over_sha256": round(verify / sha, 2),
                 "limit_ms_2x_sha_plus_50": round(limit * 1e3, 2),
                 "sign_within_goal": sign <= limit,
+                "sign_copy_within_goal": copy_sign <= limit,
                 "verify_within_goal": verify <= limit,
             })
             src.unlink()
@@ -112,6 +126,8 @@ def main() -> None:
         "c2pa_python": _version("c2pa-python"),
         "repeats": args.repeats,
         "goal": "sign and verify <= 2 x sha256 + 50 ms",
+        "note": "sign = in-place embeddable signing (what the pipeline uses); sign_copy = "
+                "c2pa-python Builder.sign from a source to a new file, for comparison",
         "rows": rows,
         "all_within_goal": all(r["sign_within_goal"] and r["verify_within_goal"] for r in rows),
     }, indent=2))

@@ -319,3 +319,25 @@ def test_runtime_registered_plugin(dev_keys: DevKeys, tmp_path: Path) -> None:
     assert "gradient-test" in [b.name for b in vidgen.list_backends()]
     pipe = Pipeline.from_backend("gradient-test", signer=dev_keys.signer())
     assert pipe.generate("x", output=tmp_path / "o.mp4").path.is_file()
+
+
+def test_copy_signing_path_when_in_place_unavailable(
+        pipe: Pipeline, tmp_path: Path, anchors: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidgen.provenance import c2pa_inplace
+
+    monkeypatch.setattr(c2pa_inplace, "available", lambda: False)
+    res = pipe.generate("x", output=tmp_path / "o.mp4")
+    assert _files(tmp_path) == ["o.mp4"]
+    assert vidgen.verify(res.path, trust=anchors).verdict == "confirmed"
+
+
+def test_in_place_signing_is_used(pipe: Pipeline, tmp_path: Path) -> None:
+    from vidgen.provenance import c2pa_inplace
+
+    assert c2pa_inplace.available()  # the pinned c2pa-python exports the embeddable API
+    res = pipe.generate("x", output=tmp_path / "o.mp4")
+    from .mp4boxes import C2PA_UUID, top_level_boxes
+
+    data = res.path.read_bytes()
+    kinds = [(k, data[o + 8:o + 24] == C2PA_UUID) for k, o, _ in top_level_boxes(data)]
+    assert kinds[-1] == ("uuid", True)  # manifest box appended after mdat

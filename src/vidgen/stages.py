@@ -35,6 +35,7 @@ from vidgen.errors import (
     VidgenError,
     WatermarkError,
 )
+from vidgen.provenance import c2pa_inplace
 from vidgen.provenance.c2pa import GenerationClaim, Ingredient, sign_mp4
 from vidgen.provenance.keys import Signer
 from vidgen.types import GenerationRequest, PromptDecision, Video
@@ -251,7 +252,7 @@ class Encode:
 
 @attrs.frozen
 class Sign:
-    """Sign the encoded file into a second temporary; the unsigned one is then removed."""
+    """Sign the encoded temporary: in place when the C2PA library allows, else into a copy."""
 
     signer: Signer
     include_prompt: bool = False
@@ -277,6 +278,10 @@ class Sign:
             parameters=_parameters(r), ingredients=job.ingredients,
             extra_assertions=tuple(extra),
         )
+        if c2pa_inplace.available():
+            job.manifest = c2pa_inplace.sign_mp4_in_place(job.encoded, claim, self.signer)
+            job.signed, job.encoded = job.encoded, None
+            return
         job.signed = job.temp_path("signed.mp4")
         job.manifest = sign_mp4(job.encoded, job.signed, claim, self.signer)
         job.encoded.unlink(missing_ok=True)

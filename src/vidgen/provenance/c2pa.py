@@ -51,7 +51,7 @@ MIME_BY_KIND = {"mp4": "video/mp4", "mov": "video/quicktime"}
 
 # Offline by design: never fetch remote manifests or OCSP responses while verifying.
 _OFFLINE_VERIFY = {"remote_manifest_fetch": False, "ocsp_fetch": False}
-_SIGN_SETTINGS = {"verify": {"verify_after_sign": False}}
+SIGN_SETTINGS = {"verify": {"verify_after_sign": False}}
 
 
 @attrs.frozen(eq=False)
@@ -148,7 +148,7 @@ def _ingredient_json(ingredient: Ingredient, index: int) -> dict[str, Any]:
     return {"title": ingredient.title, "relationship": ingredient.relationship, "label": label}
 
 
-def _native_signer(signer: Signer, errors: list[BaseException]) -> Any:
+def native_signer(signer: Signer, errors: list[BaseException]) -> Any:
     """A c2pa.Signer; exceptions raised by a callback are kept to re-raise with context."""
     alg = _ALGS[signer.alg]
     tsa = signer.tsa_url
@@ -171,29 +171,39 @@ def _native_signer(signer: Signer, errors: list[BaseException]) -> Any:
     raise SigningError(f"not a signer: {type(signer).__name__}")
 
 
-def sign_mp4(source: Path, dest: Path, claim: GenerationClaim, signer: Signer) -> dict[str, Any]:
-    """Sign ``source`` (an MP4) into ``dest`` with the claim's manifest; return the definition.
+def add_ingredients(builder: Any, claim: GenerationClaim) -> None:
+    """Add the claim's inputs to a c2pa Builder (their own manifests come along)."""
+    for i, ingredient in enumerate(claim.ingredients):
+        with ingredient.open() as stream:
+            builder.add_ingredient(_ingredient_json(ingredient, i), ingredient.mime, stream)
 
-    Raises ``SigningError`` on any failure; ``dest`` may then hold partial bytes and
-    the caller (the pipeline) removes it.
+
+def signer_failure(exc: BaseException) -> SigningError:
+    """The error for a signer (callback, KMS, HSM) that raised while signing."""
+    return SigningError(f"the signer failed: {type(exc).__name__}: {exc}")
+
+
+def sign_mp4(source: Path, dest: Path, claim: GenerationClaim, signer: Signer) -> dict[str, Any]:
+    """Sign ``source`` (an MP4) into a new file ``dest``; return the manifest definition.
+
+    This copies the media through the C2PA library's streams. For files vidgen
+    writes itself, ``c2pa_inplace.sign_mp4_in_place`` is 3-9x faster. Raises
+    ``SigningError`` on any failure; ``dest`` may then hold partial bytes.
     """
     definition = manifest_definition(claim)
     errors: list[BaseException] = []
     try:
-        native_signer = _native_signer(signer, errors)
-        context = c2pa.Context(settings=c2pa.Settings.from_dict(_SIGN_SETTINGS))
+        signer_handle = native_signer(signer, errors)
+        context = c2pa.Context(settings=c2pa.Settings.from_dict(SIGN_SETTINGS))
         builder = c2pa.Builder(json.dumps(definition), context=context)
-        for i, ingredient in enumerate(claim.ingredients):
-            with ingredient.open() as stream:
-                builder.add_ingredient(_ingredient_json(ingredient, i), ingredient.mime, stream)
+        add_ingredients(builder, claim)
         with open(source, "rb") as src, open(dest, "w+b") as dst:
-            builder.sign(native_signer, "video/mp4", src, dst)
+            builder.sign(signer_handle, "video/mp4", src, dst)
     except SigningError:
         raise
     except Exception as exc:
         if errors:
-            raise SigningError(f"the signer failed: {type(errors[0]).__name__}: {errors[0]}") \
-                from errors[0]
+            raise signer_failure(errors[0]) from errors[0]
         raise SigningError(f"C2PA signing failed: {exc}") from exc
     return definition
 
