@@ -6,8 +6,9 @@ cost under 50 ms, for MP4s from 1 MB to 200 MB.
     python benchmarks/c2pa_cost.py [--sizes-mb 1 10 50 200] [--repeats 3]
 
 Prints one JSON object. ``sign`` is the in-place path the pipeline uses;
-``sign_copy`` is c2pa-python's stream-to-stream ``Builder.sign``, for comparison. Files are made here (H.264 noise, lossless) in a temp
-directory; every timing is the median of ``--repeats`` warm runs (file in page cache).
+``sign_copy`` is c2pa-python's stream-to-stream ``Builder.sign``, for comparison.
+Files are made here (H.264 noise, lossless) in a temp directory; every timing
+is the median of ``--repeats`` warm runs (file in page cache).
 """
 
 from __future__ import annotations

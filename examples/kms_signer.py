@@ -32,7 +32,8 @@ def main(out_dir: Path) -> None:
     pipe = vidgen.Pipeline.from_backend("scene", signer=signer)
     result = pipe.generate("a yellow square falling", output=out_dir / "square.mp4")
     report = vidgen.verify(result.path, trust=keys.ca_cert)
-    print(f"{result.path.name}: {report.verdict} (signer {report.c2pa.signer if report.c2pa else None})")
+    signer_name = report.c2pa.signer if report.c2pa else None
+    print(f"{result.path.name}: {report.verdict} (signer {signer_name})")
     assert report.verdict == "confirmed"
 
 

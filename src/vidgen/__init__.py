@@ -7,8 +7,8 @@ manifest. See ``Pipeline`` and ``verify``.
 
 __version__ = "0.1.0"
 
-from vidgen import errors  # noqa: E402
-from vidgen.backends.base import (  # noqa: E402
+from vidgen import errors
+from vidgen.backends.base import (
     Backend,
     BackendInfo,
     Capabilities,
@@ -16,10 +16,10 @@ from vidgen.backends.base import (  # noqa: E402
     load_backend,
     register_backend,
 )
-from vidgen.errors import VidgenError  # noqa: E402
-from vidgen.pipeline import Pipeline  # noqa: E402
-from vidgen.provenance.verify import verify  # noqa: E402
-from vidgen.types import (  # noqa: E402
+from vidgen.errors import VidgenError
+from vidgen.pipeline import Pipeline
+from vidgen.provenance.verify import verify
+from vidgen.types import (
     GenerationRequest,
     GenerationResult,
     Inputs,
@@ -40,8 +40,8 @@ __all__ = [
     "PromptDecision",
     "Task",
     "VerificationReport",
-    "VidgenError",
     "Video",
+    "VidgenError",
     "__version__",
     "errors",
     "list_backends",

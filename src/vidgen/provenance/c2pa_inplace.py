@@ -74,6 +74,7 @@ def _native_error(what: str) -> SigningError:
 
 
 def _take_bytes(call: Any, builder: Any, what: str) -> bytes:
+    assert _LIB is not None
     ptr = ctypes.c_void_p()
     size = call(builder._handle, _MIME, ctypes.byref(ptr))
     if size < 0 or not ptr.value:
