@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from vidgen import __version__
 from vidgen.errors import VidgenError
 
-err = Console(stderr=True)
-out = Console()
+# No emoji codes (":x:" in a file name is not an emoji), no hard wrapping of messages.
+err = Console(stderr=True, emoji=False, soft_wrap=True)
+out = Console(emoji=False, soft_wrap=True)
 
 
 def _print_json(data: Any) -> None:
@@ -68,9 +70,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     else:
-        out.print(f"[green]wrote[/] {result.path} ({result.video.num_frames} frames, "
-                  f"{result.video.width}x{result.video.height} @ {result.video.fps:g} fps)")
-        out.print(f"  signed by {summary['signer']!r}, sha256 {result.sha256[:16]}…")
+        out.print(f"[green]wrote[/] {escape(str(result.path))} ({result.video.num_frames} frames,"
+                  f" {result.video.width}x{result.video.height} @ {result.video.fps:g} fps)")
+        out.print(f"  signed by {summary['signer']!r}, sha256 {result.sha256[:16]}…",
+                  markup=False)
         if result.watermark_id is None:
             out.print("  [yellow]no watermark embedded (no watermarker configured)[/]")
     return 0
@@ -104,23 +107,25 @@ _VERDICT_STYLE = {"confirmed": "green", "unconfirmed": "yellow", "tampered": "re
 
 def _print_report(r: Any) -> None:
     style = _VERDICT_STYLE.get(r.verdict, "white")
-    out.print(f"[bold]{r.file}[/]: [{style}]{r.verdict}[/]")
+    out.print(f"[bold]{escape(r.file)}[/]: [{style}]{r.verdict}[/]")
     if r.error:
-        err.print(f"  vidgen: {r.error}")
+        err.print(f"  vidgen: {r.error}", markup=False, highlight=False)
         return
     c = r.c2pa
-    out.print(f"  C2PA: {c.state}" + (f" — signer {c.signer!r}" if c.signer else "")
-              + (f", generator {c.claim_generator}" if c.claim_generator else ""))
+    lines = ["C2PA: " + c.state + (f" — signer {c.signer!r}" if c.signer else "")
+             + (f", generator {c.claim_generator}" if c.claim_generator else "")]
     if c.ai_generated is not None:
-        out.print(f"  AI-generated (digitalSourceType): {'yes' if c.ai_generated else 'no'}")
+        lines.append(f"AI-generated (digitalSourceType): {'yes' if c.ai_generated else 'no'}")
     if c.codes:
-        out.print(f"  codes: {', '.join(c.codes)}")
+        lines.append(f"codes: {', '.join(c.codes)}")
     if c.explanation:
-        out.print(f"  {c.explanation}")
+        lines.append(c.explanation)
     w = r.watermark
     if w is not None:
-        out.print("  watermark: " + ((f"detected, payload {w.payload}") if w.detected
-                                     else ("not detected" if w.checked else "not checked")))
+        lines.append("watermark: " + (f"detected, payload {w.payload}" if w.detected
+                                      else ("not detected" if w.checked else "not checked")))
+    for line in lines:
+        out.print("  " + line, markup=False, highlight=False)
 
 
 # --- keys, backends --------------------------------------------------------------------
@@ -130,9 +135,9 @@ def _cmd_keys_init(args: argparse.Namespace) -> int:
     from vidgen.provenance.keys import init_dev_keys
 
     keys = init_dev_keys(args.directory, organization=args.org, overwrite=args.force)
-    out.print(f"development CA and signer written to {keys.directory}")
-    out.print(f"  trust anchor (give to verifiers): {keys.ca_cert}")
-    out.print(f"  signer chain: {keys.signer_cert}; private keys are 0600")
+    out.print(f"development CA and signer written to {escape(str(keys.directory))}")
+    out.print(f"  trust anchor (give to verifiers): {escape(str(keys.ca_cert))}")
+    out.print(f"  signer chain: {escape(str(keys.signer_cert))}; private keys are 0600")
     out.print("  [yellow]development identity: anyone holding these keys can sign as you[/]")
     return 0
 
@@ -218,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except VidgenError as exc:
-        err.print(f"vidgen: {exc.stage} refused: {exc.message}", markup=False, highlight=False)
+        err.print(f"vidgen: [{exc.stage}] {exc.message}", markup=False, highlight=False)
         return fail_code
     except KeyboardInterrupt:
         err.print("vidgen: cancelled", markup=False)
