@@ -68,12 +68,12 @@ CODE_BITS = PAYLOAD_BITS + CRC_BITS
 class Params:
     """Knobs of the mark; changing any of them changes the algorithm (bump ALGORITHM_ID)."""
 
-    cells: int = 32  # cells per tile side; the tile side is the frame height
-    pilot_cells: int = 448  # of cells**2; the rest carry the code bits
+    cells: int = 40  # cells per tile side; the tile side is the frame height
+    pilot_cells: int = 700  # of cells**2; the rest carry the code bits (18 cells each)
     target_rms: float = 1.7  # luma levels; PSNR = 20 log10(255 / rms) ~ 43.5 dB
     mask_floor: float = 0.35  # strength in flat areas, relative to the frame mean
     mask_ceiling: float = 2.5
-    canonical: int = 128  # detector works at this height (4 px per cell)
+    canonical: int = 160  # detector works at this height (4 px per cell)
     max_frames: int = 48  # frames sampled by the detector
     threshold: float = 1e-6  # p-value below which a clip counts as marked
     chase_bits: int = 8  # least reliable bits tried flipped when the CRC fails
