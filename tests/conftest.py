@@ -10,15 +10,29 @@ import pytest
 
 from vidgen.backends.base import Capabilities, ProgressCallback
 from vidgen.provenance.keys import DevKeys, init_dev_keys
+from vidgen.provenance.watermark import register_method
 from vidgen.types import GenerationRequest, Task, Video
+
+from .watermark_double import TEST_KEY, TEST_METHOD, BlockTestWatermark
+
+register_method(TEST_METHOD, BlockTestWatermark)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_keys_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Never touch the user's real key directory or signer env from tests."""
+    """Never touch the user's real keys, watermark key, manifest store or signer env.
+
+    Chain tests watermark with the ``test-blocks`` double (``watermark_double.py``)
+    through ``$VIDGEN_WATERMARK_METHOD``: fast, exact, and independent of the
+    real method; tests of the real method name it explicitly.
+    """
     mp = pytest.MonkeyPatch()
     mp.setenv("VIDGEN_KEYS_DIR", str(tmp_path_factory.mktemp("default-keys")))
-    for var in ("VIDGEN_SIGN_CERT", "VIDGEN_SIGN_KEY", "VIDGEN_TRUST_ANCHORS", "VIDGEN_TSA_URL"):
+    mp.setenv("VIDGEN_STORE", str(tmp_path_factory.mktemp("store") / "manifests.sqlite3"))
+    mp.setenv("VIDGEN_WATERMARK_KEY", TEST_KEY.hex())
+    mp.setenv("VIDGEN_WATERMARK_METHOD", TEST_METHOD)
+    for var in ("VIDGEN_SIGN_CERT", "VIDGEN_SIGN_KEY", "VIDGEN_TRUST_ANCHORS", "VIDGEN_TSA_URL",
+                "VIDGEN_WATERMARK_KEY_FILE"):
         mp.delenv(var, raising=False)
 
 

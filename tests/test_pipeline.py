@@ -14,6 +14,7 @@ import vidgen
 from vidgen import errors
 from vidgen.backends.base import register_backend
 from vidgen.pipeline import Pipeline
+from vidgen.provenance.c2pa import SoftBinding, read_soft_binding
 from vidgen.provenance.keys import CallbackSigner, DevKeys, local_key_callback
 from vidgen.types import PromptDecision, Video
 
@@ -36,9 +37,10 @@ def test_generate_writes_signed_mp4(pipe: Pipeline, tmp_path: Path, anchors: Pat
     assert _files(tmp_path) == ["out.mp4"]  # no temporaries left
     assert res.video.frames.shape == (6, 32, 32, 3)
     assert res.backend == "gradient"
-    assert res.watermark_id is None
+    assert res.watermark_id is not None and 0 <= res.watermark_id < 2**32
     labels = [a["label"] for a in res.manifest["assertions"]]
     assert "c2pa.actions.v2" in labels and "org.vidgen.generation" in labels
+    assert "c2pa.soft-binding" in labels and "org.vidgen.watermark" not in labels
     gen = next(a["data"] for a in res.manifest["assertions"]
                if a["label"] == "org.vidgen.generation")
     assert gen["seed"] == 1 and gen["model"]["id"] == "test/gradient"
@@ -60,10 +62,19 @@ def test_prompt_opt_in(gradient_backend: GradientBackend, dev_keys: DevKeys,
     assert gen["prompt"] == "a secret prompt"
 
 
-def test_same_seed_same_frames(pipe: Pipeline, tmp_path: Path) -> None:
+def test_same_seed_same_frames(gradient_backend: GradientBackend, dev_keys: DevKeys,
+                               tmp_path: Path) -> None:
+    class Unchanged:  # every output gets a fresh id, so compare the frames before the mark
+        name = "unchanged"
+
+        def embed(self, video: Video, payload: int) -> Video:
+            return video
+
+    pipe = Pipeline(gradient_backend, signer=dev_keys.signer(), watermarker=Unchanged())
     a = pipe.generate("x", seed=5, output=tmp_path / "a.mp4")
     b = pipe.generate("x", seed=5, output=tmp_path / "b.mp4")
     assert a.video == b.video
+    assert a.watermark_id != b.watermark_id
 
 
 # --- fail closed -------------------------------------------------------------------------
@@ -213,9 +224,9 @@ def test_watermarker_failure_and_success(gradient_backend: GradientBackend, dev_
     res = Pipeline(gradient_backend, signer=dev_keys.signer(), watermarker=LsbMark()).generate(
         "x", output=tmp_path / "o.mp4")
     assert res.watermark_id is not None
-    wm = next(a["data"] for a in res.manifest["assertions"]
-              if a["label"] == "org.vidgen.watermark")
-    assert wm == {"method": "lsb-test", "watermark_id": res.watermark_id}
+    assert res.video.frames[0, 0, 0, 0] == res.watermark_id & 0xFF
+    binding = read_soft_binding(res.manifest)
+    assert binding == SoftBinding("org.vidgen.wm.lsb-test", "lsb-test", res.watermark_id)
 
 
 def test_store_failure_removes_committed_output(gradient_backend: GradientBackend,

@@ -58,18 +58,40 @@ def test_flipped_video_byte_is_invalid(signed: Path, anchors: Path, tmp_path: Pa
     assert "assertion.bmffHash.mismatch" in report["c2pa"]["codes"]
 
 
-def test_stripped_manifest_is_absent(signed: Path, tmp_path: Path) -> None:
+def test_stripped_manifest_is_recovered_through_the_watermark(signed: Path,
+                                                              tmp_path: Path) -> None:
     stripped = tmp_path / "stripped.mp4"
     assert strip_c2pa(signed, stripped) == 1
+    assert Video.read(stripped).num_frames == 12  # still a playable file
     r = vidgen.verify(stripped)
     assert r.c2pa is not None and r.c2pa.state == "absent"
+    assert r.watermark is not None and r.watermark.detected
+    assert r.recovered_manifest is not None
+    assert r.recovered_manifest["title"] == "clip.mp4"
+    assert r.verdict == "confirmed" and r.exit_code == 0
+
+
+def test_stripped_manifest_without_key_or_record_is_unconfirmed(
+        signed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stripped = tmp_path / "stripped.mp4"
+    strip_c2pa(signed, stripped)
+    r = vidgen.verify(stripped, store=tmp_path / "empty.sqlite3")  # mark found, id unknown
+    assert r.watermark is not None and r.watermark.detected and r.recovered_manifest is None
     assert r.verdict == "unconfirmed" and r.exit_code == 1
-    assert Video.read(stripped).num_frames == 12  # still a playable file
+    assert r.watermark.explanation and "not in the manifest store" in r.watermark.explanation
+    monkeypatch.delenv("VIDGEN_WATERMARK_KEY")
+    monkeypatch.setenv("VIDGEN_KEYS_DIR", str(tmp_path / "no-keys"))
+    r = vidgen.verify(stripped)  # no key: the watermark cannot be checked
+    assert r.watermark is not None and not r.watermark.checked
+    assert r.verdict == "unconfirmed"
 
 
-def test_reencoded_file_is_absent(signed: Path, tmp_path: Path) -> None:
+def test_reencoded_file_loses_the_manifest(signed: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     reencoded = tmp_path / "re.mp4"
     Video.read(signed).write(reencoded, crf=28)
+    monkeypatch.delenv("VIDGEN_WATERMARK_KEY")  # C2PA only
+    monkeypatch.setenv("VIDGEN_KEYS_DIR", str(tmp_path / "no-keys"))
     r = vidgen.verify(reencoded)
     assert r.c2pa is not None and r.c2pa.state == "absent"
     assert r.exit_code == 1
@@ -103,9 +125,11 @@ def test_multiple_files_worst_exit_code(signed: Path, anchors: Path, tmp_path: P
                                         capsys: pytest.CaptureFixture[str]) -> None:
     stripped = tmp_path / "s.mp4"
     strip_c2pa(signed, stripped)
-    assert main(["verify", str(signed), str(stripped), "--trust", str(anchors), "--json"]) == 1
+    assert main(["verify", str(signed), str(stripped), "--trust", str(anchors), "--json",
+                 "--store", str(tmp_path / "empty.sqlite3")]) == 1
     reports = json.loads(capsys.readouterr().out)
     assert [r["verdict"] for r in reports] == ["confirmed", "unconfirmed"]
+    assert main(["verify", str(signed), str(stripped), "--trust", str(anchors)]) == 0
 
 
 def test_bad_trust_file_is_an_error(signed: Path, tmp_path: Path,

@@ -1,8 +1,9 @@
 """vidgen: provenance-first text-to-video.
 
 Every video vidgen emits has passed the prompt and likeness checks configured on
-the pipeline, carries the configured watermark, and is signed with a C2PA
-manifest. See ``Pipeline`` and ``verify``.
+the pipeline, carries an invisible keyed watermark, is signed with a C2PA
+manifest that binds the watermark id (soft binding), and is recorded in the
+manifest store. See ``Pipeline`` and ``verify``.
 """
 
 __version__ = "0.1.0"
@@ -18,6 +19,8 @@ from vidgen.backends.base import (
 )
 from vidgen.errors import VidgenError
 from vidgen.pipeline import Pipeline
+from vidgen.provenance.disclosure import DisclosureLabel
+from vidgen.provenance.store import ManifestStore
 from vidgen.provenance.verify import verify
 from vidgen.types import (
     GenerationRequest,
@@ -33,9 +36,11 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "Capabilities",
+    "DisclosureLabel",
     "GenerationRequest",
     "GenerationResult",
     "Inputs",
+    "ManifestStore",
     "Pipeline",
     "PromptDecision",
     "Task",

@@ -40,8 +40,15 @@ def _print_json(data: Any) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from vidgen.pipeline import Pipeline
 
+    disclose = None
+    if args.disclose is not None:
+        from vidgen.provenance.disclosure import DisclosureLabel
+
+        disclose = DisclosureLabel(language=args.disclose, position=args.disclose_position)
     pipe = Pipeline.from_backend(args.backend, keys_dir=args.keys,
-                                 include_prompt=args.include_prompt, crf=args.crf)
+                                 include_prompt=args.include_prompt, crf=args.crf,
+                                 watermark_method=args.watermark_method, store=args.store,
+                                 disclose=disclose)
     show = not args.json and err.is_terminal
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
@@ -63,6 +70,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         "height": result.video.height,
         "fps": result.video.fps,
         "watermark_id": result.watermark_id,
+        "watermark_method": pipe.watermarker.name,
+        "store": str(getattr(pipe.store, "path", "")) or None,
         "signer": pipe.signer.signer_name,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
         "manifest": result.manifest,
@@ -74,8 +83,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                   f" {result.video.width}x{result.video.height} @ {result.video.fps:g} fps)")
         out.print(f"  signed by {summary['signer']!r}, sha256 {result.sha256[:16]}…",
                   markup=False)
-        if result.watermark_id is None:
-            out.print("  [yellow]no watermark embedded (no watermarker configured)[/]")
+        out.print(f"  watermark {summary['watermark_method']} id {result.watermark_id}, "
+                  f"recorded in {summary['store']}", markup=False, highlight=False)
     return 0
 
 
@@ -84,13 +93,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from vidgen.provenance.keys import load_trust_anchors
+    from vidgen.provenance.store import ManifestStore
     from vidgen.provenance.verify import verify
+    from vidgen.provenance.watermark import read_key_file
 
     anchors = load_trust_anchors(args.trust)
-    if args.key is not None:
-        err.print("[yellow]vidgen: watermark detection is not available in this version; "
-                  "--key is ignored and the watermark block reports checked=false[/]")
-    reports = [verify(f, trust_anchors_pem=anchors) for f in args.files]
+    key = read_key_file(args.key) if args.key is not None else None
+    store = ManifestStore(args.store)
+    reports = [verify(f, trust_anchors_pem=anchors, key=key, store=store,
+                      watermark_method=args.watermark_method, max_frames=args.max_frames)
+               for f in args.files]
     if args.json:
         data = [r.to_dict() for r in reports]
         _print_json(data[0] if len(data) == 1 else data)
@@ -122,8 +134,20 @@ def _print_report(r: Any) -> None:
         lines.append(c.explanation)
     w = r.watermark
     if w is not None:
-        lines.append("watermark: " + (f"detected, payload {w.payload}" if w.detected
-                                      else ("not detected" if w.checked else "not checked")))
+        if w.detected:
+            state = f"detected ({w.method}), id {w.payload}, p = {w.p_value:.3g}"
+            if w.matches_manifest is not None:
+                state += ", matches the manifest" if w.matches_manifest else \
+                    ", does NOT match the manifest"
+        else:
+            state = "not detected" if w.checked else "not checked"
+        lines.append("watermark: " + state)
+        if w.explanation:
+            lines.append("  " + w.explanation)
+    if r.recovered_manifest is not None:
+        title = r.recovered_manifest.get("title")
+        lines.append(f"recovered manifest: {title!r} (from the manifest store; "
+                     "see --json for all of it)")
     for line in lines:
         out.print("  " + line, markup=False, highlight=False)
 
@@ -138,6 +162,8 @@ def _cmd_keys_init(args: argparse.Namespace) -> int:
     out.print(f"development CA and signer written to {escape(str(keys.directory))}")
     out.print(f"  trust anchor (give to verifiers): {escape(str(keys.ca_cert))}")
     out.print(f"  signer chain: {escape(str(keys.signer_cert))}; private keys are 0600")
+    out.print(f"  watermark key (vidgen verify --key): {escape(str(keys.watermark_key))}; "
+              "kept by --force, since marks made with it need it to be found")
     out.print("  [yellow]development identity: anyone holding these keys can sign as you[/]")
     return 0
 
@@ -186,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "user data dir)")
     g.add_argument("--include-prompt", action="store_true",
                    help="write the prompt into the manifest (default: only its SHA-256)")
+    g.add_argument("--watermark-method", default=None, metavar="NAME",
+                   help="watermarking method (default: $VIDGEN_WATERMARK_METHOD or vidgen)")
+    g.add_argument("--store", type=Path, default=None, metavar="PATH",
+                   help="manifest store (default: $VIDGEN_STORE or the user data dir)")
+    g.add_argument("--disclose", default=None, metavar="LANG",
+                   help="draw a visible AI-generated label: en, de, fr or ko")
+    g.add_argument("--disclose-position", default="bottom-right",
+                   choices=["top-left", "top-right", "bottom-left", "bottom-right"])
     g.add_argument("--json", action="store_true", help="print a JSON summary")
     g.set_defaults(func=_cmd_generate)
 
@@ -194,12 +228,23 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print the JSON report")
     v.add_argument("--trust", type=Path, default=None,
                    help="PEM trust anchors (default: $VIDGEN_TRUST_ANCHORS)")
-    v.add_argument("--key", default=None, help="watermark key")
+    v.add_argument("--key", type=Path, default=None, metavar="WMKEY",
+                   help="watermark key file (default: $VIDGEN_WATERMARK_KEY or _FILE, else "
+                        "the default keys dir's watermark.key if present)")
+    v.add_argument("--watermark-method", default=None, metavar="NAME",
+                   help="method to detect when the manifest names none (default: "
+                        "$VIDGEN_WATERMARK_METHOD or vidgen)")
+    v.add_argument("--store", type=Path, default=None, metavar="PATH",
+                   help="manifest store to recover stripped manifests from (default: "
+                        "$VIDGEN_STORE or the user data dir)")
+    v.add_argument("--max-frames", type=int, default=64, metavar="N",
+                   help="decode at most N frames, spread over the clip (default 64)")
     v.set_defaults(func=_cmd_verify)
 
     k = sub.add_parser("keys", help="manage signing keys")
     ksub = k.add_subparsers(dest="keys_command", required=True)
-    ki = ksub.add_parser("init", help="create a development CA and ES256 signer in DIR")
+    ki = ksub.add_parser("init", help="create a development CA, an ES256 signer and a "
+                                      "watermark key in DIR")
     ki.add_argument("directory", type=Path)
     ki.add_argument("--org", default="vidgen development", help="organization name")
     ki.add_argument("--force", action="store_true", help="replace existing keys")

@@ -69,6 +69,12 @@ class WatermarkError(VidgenError):
     stage = "watermark"
 
 
+class DisclosureError(VidgenError):
+    """The visible disclosure label could not be applied (e.g. the frame is too small)."""
+
+    stage = "disclosure"
+
+
 class SigningError(VidgenError):
     """Building or signing the C2PA manifest failed; no unsigned file is ever left."""
 
@@ -103,6 +109,7 @@ __all__ = [
     "BackendError",
     "CaptionError",
     "ConfigurationError",
+    "DisclosureError",
     "KeyMaterialError",
     "LikenessViolation",
     "MediaError",

@@ -1,14 +1,20 @@
 """``Pipeline``: one object an application keeps, one method per task, every output signed.
 
-The pipeline owns the chain (``vidgen.stages``): safety checks, sampling,
-watermark, encoding, C2PA signing and the atomic write. A backend only returns
-frames. If any stage fails, no output file exists afterwards and the caller
-gets the stage's typed error.
+The pipeline owns the chain (``vidgen.stages``): safety checks, sampling, the
+optional visible disclosure label, the watermark, encoding, C2PA signing, the
+atomic write and the manifest store record. A backend only returns frames. If
+any stage fails, no output file exists afterwards and the caller gets the
+stage's typed error.
+
+Every output is watermarked: there is no switch to turn the mark off. If the
+configured watermarking method is not available, the pipeline refuses to be
+built (``WatermarkError``) rather than write unmarked files.
 """
 
 from __future__ import annotations
 
 import datetime
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,13 +23,22 @@ import numpy as np
 import numpy.typing as npt
 
 from vidgen.backends.base import Backend, ProgressCallback, load_backend
-from vidgen.errors import ConfigurationError
+from vidgen.errors import ConfigurationError, WatermarkError
 from vidgen.provenance.c2pa import Ingredient
-from vidgen.provenance.keys import Signer, default_signer
+from vidgen.provenance.disclosure import DisclosureLabel
+from vidgen.provenance.keys import (
+    Signer,
+    configured_watermark_method,
+    default_signer,
+    default_watermark_key,
+)
+from vidgen.provenance.store import ManifestStore as SqliteManifestStore
 from vidgen.stages import (
     CheckCapabilities,
     CheckPrompt,
     Commit,
+    Disclose,
+    Discloser,
     EmbedWatermark,
     Encode,
     Job,
@@ -60,22 +75,42 @@ class Pipeline:
         prompt_gates: Sequence[PromptGate] = (),
         likeness_scanners: Sequence[LikenessScanner] = (),
         watermarker: Watermarker | None = None,
-        store: ManifestStore | None = None,
+        watermark_key: bytes | None = None,
+        watermark_method: str | None = None,
+        store: ManifestStore | str | Path | None = None,
+        disclose: Discloser | str | None = None,
         include_prompt: bool = False,
         crf: int = 18,
         preset: str = "medium",
     ) -> None:
         """``signer`` defaults to ``VIDGEN_SIGN_CERT``/``VIDGEN_SIGN_KEY`` or dev keys.
 
+        Watermark: ``watermark_method`` (default ``$VIDGEN_WATERMARK_METHOD``, else
+        ``"vidgen"``) keyed with ``watermark_key`` (default: ``keys_dir/watermark.key``,
+        else ``$VIDGEN_WATERMARK_KEY``/``_FILE``, else the default keys directory's,
+        created on first use); or a ready ``watermarker`` object. An unavailable
+        method raises ``WatermarkError`` here.
+
+        ``store`` records watermark id -> manifest (default: the SQLite store at
+        ``$VIDGEN_STORE`` or ``~/.local/share/vidgen/manifests.sqlite3``; a path
+        opens one there; any object with ``record(...)`` works).
+
+        ``disclose`` draws a visible label (a ``DisclosureLabel``, or a language
+        code such as ``"en"``) before the watermark, and records it in the manifest.
+
         ``include_prompt`` writes the prompt itself into the manifest; by default
         only its SHA-256 is recorded.
         """
         self.backend = backend
+        self.watermarker: Watermarker = _watermarker(watermarker, watermark_key,
+                                                     watermark_method, keys_dir)
         self.signer: Signer = signer if signer is not None else default_signer(keys_dir)
         self.prompt_gates = tuple(prompt_gates)
         self.likeness_scanners = tuple(likeness_scanners)
-        self.watermarker = watermarker
-        self.store = store
+        self.store: ManifestStore = (SqliteManifestStore(store) if store is None
+                                     or isinstance(store, str | Path) else store)
+        self.disclose: Discloser | None = (DisclosureLabel(language=disclose)
+                                           if isinstance(disclose, str) else disclose)
         self.include_prompt = include_prompt
         self.crf = crf
         self.preset = preset
@@ -184,13 +219,24 @@ class Pipeline:
             ScanInputs(self.likeness_scanners),
             Sample(),
             ScanOutput(self.likeness_scanners),
-            EmbedWatermark(self.watermarker),
+            Disclose(self.disclose),
+            EmbedWatermark(self.watermarker, new_id=self._new_watermark_id),
             Encode(crf=self.crf, preset=self.preset),
-            Sign(self.signer, include_prompt=self.include_prompt,
-                 watermark_method=self.watermarker.name if self.watermarker else None),
+            Sign(self.signer, self.watermarker.name, include_prompt=self.include_prompt),
             Commit(),
             Record(self.store),
         ]
+
+    def _new_watermark_id(self) -> int:
+        """A random 32-bit id, redrawn while the store already knows it (ids stay unique
+        within one store, so recovery is not ambiguous; racing writers may still collide)."""
+        contains = getattr(self.store, "contains", None)
+        watermark_id = secrets.randbits(32)
+        for _ in range(16):
+            if contains is None or not contains(watermark_id):
+                break
+            watermark_id = secrets.randbits(32)
+        return watermark_id
 
     def run(self, request: GenerationRequest, *, output: str | Path | None = None,
             progress: ProgressCallback | None = None) -> GenerationResult:
@@ -203,6 +249,39 @@ class Pipeline:
         return GenerationResult(
             path=out, video=job.video, manifest=job.manifest, watermark_id=job.watermark_id,
             backend=self.backend.name, sha256=job.sha256, timings=dict(job.timings))
+
+
+# --- watermark -------------------------------------------------------------------------
+
+
+def _watermarker(given: Watermarker | None, key: bytes | None, method: str | None,
+                 keys_dir: str | Path | None) -> Watermarker:
+    """The pipeline's watermarker: the one given, or ``method`` keyed with the deployment key."""
+    if given is not None:
+        if key is not None or method is not None:
+            raise ConfigurationError(
+                "pass either watermarker= or watermark_key=/watermark_method=, not both")
+        if not (isinstance(getattr(given, "name", None), str) and callable(
+                getattr(given, "embed", None))):
+            raise ConfigurationError("watermarker must have a name and an embed(video, payload)")
+        return given
+    from vidgen.provenance.watermark import available_methods, watermarker
+
+    name = method or configured_watermark_method()
+    methods = available_methods()
+    if name not in methods:
+        raise WatermarkError(
+            f"watermarking method {name!r} is not available in this installation "
+            f"(available: {', '.join(methods) or 'none'}). Every output must carry a "
+            "watermark, so the pipeline refuses to run without one: install or choose an "
+            "available method (watermark_method=, $VIDGEN_WATERMARK_METHOD) or pass "
+            "watermarker=", stage="watermark")
+    resolved_key = key if key is not None else default_watermark_key(keys_dir)
+    try:
+        return watermarker(resolved_key, name)
+    except ConfigurationError as exc:
+        raise WatermarkError(f"cannot set up watermarking method {name!r}: {exc.message}",
+                             stage="watermark") from exc
 
 
 # --- input normalisation ---------------------------------------------------------------

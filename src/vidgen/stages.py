@@ -1,8 +1,9 @@
 """The stages of the fail-closed chain, one small object each.
 
 request -> prompt policy -> likeness scan of inputs -> backend.sample()
-        -> likeness scan of output -> watermark embed -> encode MP4
-        -> C2PA sign -> atomic commit (temp + fsync + rename) -> manifest store record
+        -> likeness scan of output -> [visible disclosure label] -> watermark embed
+        -> encode MP4 -> C2PA sign (with the soft binding: method + watermark id)
+        -> atomic commit (temp + fsync + rename) -> manifest store record
 
 Each stage reads and extends a ``Job``. The pipeline runs them in order; an
 exception from any stage becomes that stage's typed error, and every file the
@@ -25,6 +26,7 @@ import attrs
 from vidgen.backends.base import Backend, ProgressCallback
 from vidgen.errors import (
     BackendError,
+    DisclosureError,
     LikenessViolation,
     MediaError,
     OutputError,
@@ -36,7 +38,13 @@ from vidgen.errors import (
     WatermarkError,
 )
 from vidgen.provenance import c2pa_inplace
-from vidgen.provenance.c2pa import GenerationClaim, Ingredient, sign_mp4
+from vidgen.provenance.c2pa import (
+    DISCLOSURE_ASSERTION,
+    GenerationClaim,
+    Ingredient,
+    sign_mp4,
+    soft_binding_assertion,
+)
 from vidgen.provenance.keys import Signer
 from vidgen.types import GenerationRequest, PromptDecision, Video
 
@@ -70,6 +78,12 @@ class ManifestStore(Protocol):
                path: str) -> None: ...
 
 
+class Discloser(Protocol):
+    """Draws a visible label into the frames; returns them and what to record in the manifest."""
+
+    def apply(self, video: Video) -> tuple[Video, dict[str, Any]]: ...
+
+
 # --- the job a chain works on ----------------------------------------------------------
 
 
@@ -83,6 +97,7 @@ class Job:
     progress: ProgressCallback | None = None
     video: Video | None = None
     watermark_id: int | None = None
+    disclosure: dict[str, Any] | None = None
     encoded: Path | None = None
     signed: Path | None = None
     committed: bool = False
@@ -216,18 +231,36 @@ class ScanOutput:
 
 
 @attrs.frozen
-class EmbedWatermark:
-    """Mark the frames with a fresh random id before they are encoded."""
+class Disclose:
+    """Draw the visible "AI-generated" label, when one is configured, before the watermark."""
 
-    watermarker: Watermarker | None
+    discloser: Discloser | None
+    name: ClassVar[str] = "disclosure"
+    error: ClassVar[type[VidgenError]] = DisclosureError
+
+    def run(self, job: Job) -> None:
+        if self.discloser is None:
+            return
+        before = job.frames()
+        labelled, record = self.discloser.apply(before)
+        if not isinstance(labelled, Video) or labelled.frames.shape != before.frames.shape:
+            raise DisclosureError("the disclosure label changed the clip shape")
+        job.video, job.disclosure = labelled, dict(record)
+
+
+@attrs.frozen
+class EmbedWatermark:
+    """Mark the frames with a fresh random id before they are encoded (always: no opt-out)."""
+
+    watermarker: Watermarker
     new_id: Callable[[], int] = attrs.field(default=lambda: secrets.randbits(32))
     name: ClassVar[str] = "watermark"
     error: ClassVar[type[VidgenError]] = WatermarkError
 
     def run(self, job: Job) -> None:
-        if self.watermarker is None:
-            return
         watermark_id = self.new_id()
+        if isinstance(watermark_id, bool) or not 0 <= watermark_id < 1 << 32:
+            raise WatermarkError(f"watermark id {watermark_id!r} is not a 32-bit unsigned int")
         marked = self.watermarker.embed(job.frames(), watermark_id)
         if not isinstance(marked, Video) or marked.frames.shape != job.frames().frames.shape:
             raise WatermarkError(f"watermarker {self.watermarker.name!r} changed the clip shape")
@@ -255,20 +288,23 @@ class Sign:
     """Sign the encoded temporary: in place when the C2PA library allows, else into a copy."""
 
     signer: Signer
+    watermark_method: str
     include_prompt: bool = False
-    watermark_method: str | None = None
     name: ClassVar[str] = "sign"
     error: ClassVar[type[VidgenError]] = SigningError
 
     def run(self, job: Job) -> None:
         if job.encoded is None:
             raise SigningError("nothing to sign: the encode stage has not run")
+        if job.watermark_id is None:
+            raise SigningError("refusing to sign unwatermarked frames: the watermark stage "
+                               "has not run")
         r, v = job.request, job.frames()
         caps = job.backend.capabilities()
-        extra: list[dict[str, Any]] = []
-        if job.watermark_id is not None:
-            extra.append({"label": "org.vidgen.watermark", "data": {
-                "method": self.watermark_method, "watermark_id": job.watermark_id}})
+        extra: list[dict[str, Any]] = [soft_binding_assertion(
+            self.watermark_method, job.watermark_id, round(1000 * v.duration))]
+        if job.disclosure is not None:
+            extra.append({"label": DISCLOSURE_ASSERTION, "data": job.disclosure})
         claim = GenerationClaim(
             title=job.output.name, task=r.task.value, backend=job.backend.name,
             model_id=caps.model_id, model_version=caps.model_version, seed=r.seed,
@@ -336,14 +372,15 @@ def _fsync_directory(directory: Path) -> None:
 class Record:
     """Store watermark id -> manifest so a stripped copy can get its credentials back."""
 
-    store: ManifestStore | None
+    store: ManifestStore
     name: ClassVar[str] = "record"
     error: ClassVar[type[VidgenError]] = StoreError
 
     def run(self, job: Job) -> None:
-        if self.store is None or job.watermark_id is None or job.manifest is None:
-            return
-        self.store.record(job.watermark_id, job.manifest, job.sha256 or "", str(job.output))
+        if job.watermark_id is None or job.manifest is None or job.sha256 is None:
+            raise StoreError("nothing to record: the watermark, sign or commit stage has "
+                             "not run")
+        self.store.record(job.watermark_id, job.manifest, job.sha256, str(job.output))
 
 
 def run_chain(stages: Sequence[Stage], job: Job) -> Job:

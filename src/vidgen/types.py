@@ -187,6 +187,9 @@ class WatermarkReport:
     bits_matched: int | None = None
     frames_used: int = 0
     method: str | None = None
+    # True/False when a mark was detected in a file with a manifest: whether its id is the
+    # one the manifest's soft binding declares; None otherwise.
+    matches_manifest: bool | None = None
     explanation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

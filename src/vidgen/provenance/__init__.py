@@ -1,1 +1,2 @@
-"""Provenance: C2PA manifests and signing keys, verification, (later) watermark and store."""
+"""Provenance: C2PA manifests and signing keys, watermark, manifest store, disclosure label,
+verification."""

@@ -7,6 +7,10 @@ What a vidgen manifest says:
   when an input video is kept in part), the software agent and parameters.
 - ``org.vidgen.generation``: task, backend, model identity, seed, size, the
   prompt's SHA-256 (the prompt itself only if the caller opts in).
+- ``c2pa.soft-binding`` (when the frames carry a watermark): the algorithm and
+  the watermark id, so a file whose manifest was stripped can be matched back
+  to its manifest through the mark (``soft_binding_assertion``).
+- ``org.vidgen.disclosure`` (when a visible "AI-generated" label was rendered).
 - ingredients for input images and videos; their own manifests are carried over
   by the C2PA library when present.
 
@@ -15,6 +19,8 @@ Reading never touches the network: remote manifests and OCSP are not fetched.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +45,14 @@ AI_SOURCE_TYPES = frozenset({
     IPTC + "compositeSynthetic",
 })
 GENERATION_ASSERTION = "org.vidgen.generation"
+SOFT_BINDING_ASSERTION = "c2pa.soft-binding"
+DISCLOSURE_ASSERTION = "org.vidgen.disclosure"
+SOFT_BINDING_PREFIX = "org.vidgen.wm."
+# alg identifiers of vidgen's watermark methods. None is on the C2PA soft-binding
+# algorithm list (github.com/c2pa-org/softbinding-algorithm-list): they are
+# vendor names, understood by vidgen only. A method not listed here gets
+# SOFT_BINDING_PREFIX + its name.
+SOFT_BINDING_ALGS = {"vidgen": SOFT_BINDING_PREFIX + "v1"}
 CLAIM_GENERATOR = "vidgen"
 
 _ALGS = {
@@ -141,6 +155,87 @@ def manifest_definition(claim: GenerationClaim) -> dict[str, Any]:
             *claim.extra_assertions,
         ],
     }
+
+
+# --- soft binding (watermark id) ---------------------------------------------------------
+
+
+@attrs.frozen
+class SoftBinding:
+    """What a ``c2pa.soft-binding`` assertion written by vidgen says."""
+
+    alg: str
+    method: str | None  # the vidgen watermark method, None for an alg vidgen does not know
+    watermark_id: int | None  # None when the value is not a vidgen id
+
+
+def soft_binding_alg(method: str) -> str:
+    """The soft-binding ``alg`` identifier for a vidgen watermark method."""
+    return SOFT_BINDING_ALGS.get(method, SOFT_BINDING_PREFIX + method)
+
+
+def method_for_alg(alg: str) -> str | None:
+    """The vidgen watermark method named by a soft-binding ``alg``, or None if not vidgen's."""
+    for method, known in SOFT_BINDING_ALGS.items():
+        if alg == known:
+            return method
+    if alg.startswith(SOFT_BINDING_PREFIX) and len(alg) > len(SOFT_BINDING_PREFIX):
+        return alg[len(SOFT_BINDING_PREFIX):]
+    return None
+
+
+def encode_watermark_id(watermark_id: int) -> str:
+    """The block ``value``: the id as 4 big-endian bytes, base64 (C2PA's JSON form of a bstr)."""
+    return base64.b64encode(watermark_id.to_bytes(4, "big")).decode("ascii")
+
+
+def decode_watermark_id(value: object) -> int | None:
+    """Inverse of ``encode_watermark_id``; None when ``value`` is not such an id."""
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return int.from_bytes(raw, "big") if len(raw) == 4 else None
+
+
+def soft_binding_assertion(method: str, watermark_id: int,
+                           duration_ms: int | None = None) -> dict[str, Any]:
+    """A ``c2pa.soft-binding`` assertion (C2PA 2.x ``soft-binding-map``) for a watermark id.
+
+    One block whose scope is the whole clip (the mark is spread over every
+    frame) and whose value is the id. ``pad`` is written (empty) because the
+    CDDL requires it and the reference reader (c2pa-rs) fails without it.
+    """
+    scope: dict[str, Any] = {}
+    if duration_ms is not None:
+        scope["timespan"] = {"start": 0, "end": int(duration_ms)}
+    return {"label": SOFT_BINDING_ASSERTION, "data": {
+        "alg": soft_binding_alg(method),
+        "blocks": [{"scope": scope, "value": encode_watermark_id(watermark_id)}],
+        "name": f"vidgen invisible watermark ({method}); value = 32-bit watermark id",
+        "pad": [],
+    }}
+
+
+def read_soft_binding(manifest: dict[str, Any] | None) -> SoftBinding | None:
+    """The first soft binding of a manifest (as the C2PA reader or ``manifest_definition``
+    shows it), or None when it has none."""
+    for assertion in (manifest or {}).get("assertions") or []:
+        label = str(assertion.get("label", ""))
+        if label != SOFT_BINDING_ASSERTION and not label.startswith(SOFT_BINDING_ASSERTION + "__"):
+            continue
+        data = assertion.get("data") or {}
+        alg = data.get("alg")
+        if not isinstance(alg, str):
+            continue
+        blocks = data.get("blocks") or []
+        value = blocks[0].get("value") if blocks and isinstance(blocks[0], dict) else None
+        method = method_for_alg(alg)
+        return SoftBinding(alg=alg, method=method,
+                           watermark_id=decode_watermark_id(value) if method else None)
+    return None
 
 
 def _ingredient_json(ingredient: Ingredient, index: int) -> dict[str, Any]:

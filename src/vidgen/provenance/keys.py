@@ -29,6 +29,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vidgen.errors import KeyMaterialError
+from vidgen.provenance.watermark.base import (
+    DEFAULT_METHOD,
+    key_from_env,
+    read_key_file,
+    write_key_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +47,14 @@ DEV_CA_CERT = "ca.pem"
 DEV_CA_KEY = "ca.key"
 DEV_SIGNER_CERT = "signer.pem"
 DEV_SIGNER_KEY = "signer.key"
+WATERMARK_KEY = "watermark.key"
 
 ENV_SIGN_CERT = "VIDGEN_SIGN_CERT"
 ENV_SIGN_KEY = "VIDGEN_SIGN_KEY"
 ENV_TSA_URL = "VIDGEN_TSA_URL"
 ENV_KEYS_DIR = "VIDGEN_KEYS_DIR"
 ENV_TRUST_ANCHORS = "VIDGEN_TRUST_ANCHORS"
+ENV_WATERMARK_METHOD = "VIDGEN_WATERMARK_METHOD"
 
 
 # --- files and permissions -------------------------------------------------------------
@@ -259,11 +267,13 @@ class DevKeys:
     ca_key: Path
     signer_cert: Path
     signer_key: Path
+    watermark_key: Path
 
     @classmethod
     def at(cls, directory: str | Path) -> DevKeys:
         d = Path(directory)
-        return cls(d, d / DEV_CA_CERT, d / DEV_CA_KEY, d / DEV_SIGNER_CERT, d / DEV_SIGNER_KEY)
+        return cls(d, d / DEV_CA_CERT, d / DEV_CA_KEY, d / DEV_SIGNER_CERT, d / DEV_SIGNER_KEY,
+                   d / WATERMARK_KEY)
 
     def exists(self) -> bool:
         return all(p.is_file() for p in (self.ca_cert, self.signer_cert, self.signer_key))
@@ -286,8 +296,12 @@ def init_dev_keys(
     """Make a development CA and an ES256 signing certificate under ``directory``.
 
     ``ca.pem`` is the trust anchor to give verifiers; ``signer.pem`` holds the
-    chain (leaf, then CA); keys are 0600. Not for production: anyone holding
-    this directory can sign as you.
+    chain (leaf, then CA); ``watermark.key`` is the secret watermark key; keys
+    are 0600. Not for production: anyone holding this directory can sign as you.
+
+    ``overwrite`` replaces the CA and signer but keeps an existing
+    ``watermark.key``: a new watermark key would make every mark made so far
+    undetectable. Delete the file yourself to rotate it.
     """
     keys = DevKeys.at(directory)
     keys.directory.mkdir(parents=True, exist_ok=True)
@@ -345,6 +359,8 @@ def init_dev_keys(
     _write_private(keys.signer_key, leaf_key.private_bytes(pem, pkcs8, none))
     _write_public(keys.ca_cert, ca.public_bytes(pem))
     _write_public(keys.signer_cert, leaf.public_bytes(pem) + ca.public_bytes(pem))
+    if not keys.watermark_key.exists():
+        write_key_file(keys.watermark_key)
     return keys
 
 
@@ -374,6 +390,46 @@ def default_signer(keys_dir: str | Path | None = None) -> Signer:
                     keys.directory, keys.ca_cert)
         init_dev_keys(keys.directory)
     return keys.signer(tsa_url=os.environ.get(ENV_TSA_URL) or None)
+
+
+def configured_watermark_method() -> str:
+    """``$VIDGEN_WATERMARK_METHOD``, else the default method (``"vidgen"``)."""
+    return os.environ.get(ENV_WATERMARK_METHOD) or DEFAULT_METHOD
+
+
+def default_watermark_key(keys_dir: str | Path | None = None) -> bytes:
+    """The watermark key used when none is given.
+
+    Order (as for the signer): ``keys_dir/watermark.key`` when ``keys_dir`` is
+    given; else ``$VIDGEN_WATERMARK_KEY`` (hex) or ``$VIDGEN_WATERMARK_KEY_FILE``;
+    else ``watermark.key`` in ``default_keys_dir()``. A missing key file is
+    created (0600, random) with a warning: marks can only be detected with the
+    key that made them, so keep it with your signing keys.
+    """
+    if keys_dir is None:
+        env_key = key_from_env()
+        if env_key is not None:
+            return env_key
+    path = DevKeys.at(keys_dir if keys_dir is not None else default_keys_dir()).watermark_key
+    if not path.exists():
+        log.warning("no watermark key configured; creating %s. Detecting the watermark "
+                    "later needs this key (vidgen verify --key %s).", path, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return write_key_file(path)
+        except FileExistsError:  # another process made it first
+            pass
+    return read_key_file(path)
+
+
+def existing_watermark_key() -> bytes | None:
+    """The key ``verify`` uses when none is given: the environment, else an existing
+    ``watermark.key`` in ``default_keys_dir()``; never creates one."""
+    env_key = key_from_env()
+    if env_key is not None:
+        return env_key
+    path = DevKeys.at(default_keys_dir()).watermark_key
+    return read_key_file(path) if path.exists() else None
 
 
 def load_trust_anchors(path: str | Path | None = None) -> str | None:

@@ -1,0 +1,353 @@
+"""The manifest store: watermark id -> manifest, so a stripped file gets its credentials back.
+
+C2PA metadata rarely survives an upload; the watermark does. The pipeline
+records every output's manifest under its watermark id here, and ``verify``
+looks the id up when it finds a mark in a file whose manifest is gone.
+
+One SQLite file (default ``$VIDGEN_STORE``, else
+``$XDG_DATA_HOME/vidgen/manifests.sqlite3``), created 0600. WAL journaling,
+``synchronous=FULL`` (a record is as durable as the output file it describes),
+a busy timeout, and one short ``BEGIN IMMEDIATE`` transaction per write make it
+safe for several processes writing at once. Every call opens its own
+connection, so one ``ManifestStore`` may be shared by threads and survives
+``fork``.
+
+Ids are random 32-bit numbers: after ~65,000 outputs two may share an id. All
+records are kept; ``lookup`` answers the most recent and ``lookup_all`` lists
+every one, so a caller can see the ambiguity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from vidgen.errors import StoreError
+
+ENV_STORE = "VIDGEN_STORE"
+STORE_FILE = "manifests.sqlite3"
+SCHEMA_VERSION = 1
+DEFAULT_TIMEOUT_S = 30.0
+_MAX_ID = (1 << 32) - 1
+
+
+def default_store_path() -> Path:
+    """``$VIDGEN_STORE``, else ``$XDG_DATA_HOME/vidgen/manifests.sqlite3`` (``~/.local/share``)."""
+    env = os.environ.get(ENV_STORE)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vidgen" / STORE_FILE
+
+
+@attrs.frozen
+class StoreRecord:
+    """One recorded output: its watermark id, manifest, file hash and where it was written."""
+
+    seq: int  # insertion order; larger is more recent
+    watermark_id: int
+    manifest: dict[str, Any]
+    sha256: str
+    path: str
+    recorded_at: str  # ISO 8601, UTC
+
+
+# --- schema and migrations -------------------------------------------------------------
+
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    conn.execute("""
+        CREATE TABLE records (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            watermark_id INTEGER NOT NULL CHECK (watermark_id BETWEEN 0 AND 4294967295),
+            manifest TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            path TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        )""")
+    conn.execute("CREATE INDEX records_by_id ON records (watermark_id, seq)")
+
+
+# MIGRATIONS[n] takes a store from schema version n to n + 1. A future schema adds
+# an entry here and bumps SCHEMA_VERSION; old stores are upgraded on first write.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1}
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if row is None:
+        tables = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if tables:
+            raise sqlite3.DatabaseError("not a vidgen manifest store (no schema_version table)")
+        return 0
+    version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    return int(version or 0)
+
+
+def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
+    """Bring the schema up to ``target`` (default ``SCHEMA_VERSION``) inside the caller's
+    write transaction; returns the version reached."""
+    target = SCHEMA_VERSION if target is None else target
+    version = _schema_version(conn)
+    if version > target:
+        raise StoreError(
+            f"the manifest store has schema version {version}, newer than this vidgen "
+            f"understands ({target}); upgrade vidgen")
+    if version == 0:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                     "version INTEGER NOT NULL, migrated_at TEXT NOT NULL)")
+    while version < target:
+        MIGRATIONS[version](conn)
+        version += 1
+        conn.execute("INSERT INTO schema_version (version, migrated_at) VALUES (?, ?)",
+                     (version, _now()))
+    return version
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
+
+
+# --- the store -------------------------------------------------------------------------
+
+
+class ManifestStore:
+    """SQLite map from watermark id to manifest (the ``ManifestStore`` slot of the chain)."""
+
+    def __init__(self, path: str | Path | None = None, *,
+                 timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        """``path`` defaults to ``default_store_path()``; the file is made on first write.
+
+        ``timeout`` is how long a write waits for another process's lock before
+        failing with ``StoreError``.
+        """
+        self.path = Path(path).expanduser() if path is not None else default_store_path()
+        self.timeout = float(timeout)
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"ManifestStore({str(self.path)!r})"
+
+    # --- writing ---------------------------------------------------------------------
+
+    def record(self, watermark_id: int, manifest: dict[str, Any], sha256: str,
+               path: str) -> None:
+        """Add one output's record (several records may share an id: nothing is replaced)."""
+        if isinstance(watermark_id, bool) or not isinstance(watermark_id, int) \
+                or not 0 <= watermark_id <= _MAX_ID:
+            raise StoreError(f"watermark id must be a 32-bit unsigned integer, got "
+                             f"{watermark_id!r}")
+        try:
+            document = json.dumps(manifest, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"the manifest cannot be stored as JSON: {exc}") from exc
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO records (watermark_id, manifest, sha256, path, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?)", (watermark_id, document, sha256, path, _now()))
+
+    # --- reading ---------------------------------------------------------------------
+
+    def lookup(self, watermark_id: int) -> dict[str, Any] | None:
+        """The manifest most recently recorded under ``watermark_id``, or None."""
+        record = self.lookup_record(watermark_id)
+        return record.manifest if record is not None else None
+
+    def lookup_record(self, watermark_id: int) -> StoreRecord | None:
+        """The most recent record for ``watermark_id``, or None."""
+        records = self._select(watermark_id, limit=1)
+        return records[0] if records else None
+
+    def lookup_all(self, watermark_id: int) -> list[StoreRecord]:
+        """Every record for ``watermark_id``, most recent first (more than one = id collision)."""
+        return self._select(watermark_id, limit=None)
+
+    def contains(self, watermark_id: int) -> bool:
+        """Whether any output was recorded under ``watermark_id`` (used to avoid reusing ids)."""
+        with self._read() as conn:
+            if conn is None:
+                return False
+            row = conn.execute("SELECT 1 FROM records WHERE watermark_id = ? LIMIT 1",
+                               (watermark_id,)).fetchone()
+        return row is not None
+
+    def count(self) -> int:
+        """How many records the store holds."""
+        with self._read() as conn:
+            if conn is None:
+                return 0
+            return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def integrity_check(self) -> None:
+        """Run SQLite's full integrity check and the schema check; raise ``StoreError`` if bad.
+
+        A missing store file is fine (an empty store).
+        """
+        with self._read() as conn:
+            if conn is None:
+                return
+            rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            if rows != ["ok"]:
+                raise StoreError(f"manifest store {self.path} is damaged: "
+                                 + "; ".join(rows[:5]))
+            bad = conn.execute(
+                "SELECT count(*) FROM records WHERE json_valid(manifest) = 0").fetchone()[0]
+            if bad:
+                raise StoreError(f"manifest store {self.path}: {bad} records hold invalid JSON")
+
+    def _select(self, watermark_id: int, limit: int | None) -> list[StoreRecord]:
+        sql = ("SELECT seq, watermark_id, manifest, sha256, path, recorded_at FROM records "
+               "WHERE watermark_id = ? ORDER BY seq DESC")
+        args: tuple[int, ...] = (watermark_id,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args = (watermark_id, limit)
+        with self._read() as conn:
+            if conn is None:
+                return []
+            rows = conn.execute(sql, args).fetchall()
+        out = []
+        for seq, wid, manifest, sha256, path, recorded_at in rows:
+            try:
+                document = json.loads(manifest)
+            except ValueError as exc:
+                raise StoreError(f"manifest store {self.path}: record {seq} holds invalid "
+                                 f"JSON: {exc}") from exc
+            out.append(StoreRecord(int(seq), int(wid), document, str(sha256), str(path),
+                                   str(recorded_at)))
+        return out
+
+    # --- connections -----------------------------------------------------------------
+
+    def _create_file(self) -> None:
+        """Make the parent directories (0700) and an empty 0600 database file."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                return
+            os.close(fd)
+        except OSError as exc:
+            raise StoreError(f"cannot create the manifest store {self.path}: "
+                             f"{exc.strerror or exc}") from exc
+
+    def _connect(self, *, readonly: bool) -> sqlite3.Connection:
+        if readonly:
+            uri = f"{self.path.absolute().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
+        else:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            if not readonly:
+                self._ensure_wal(conn)
+                conn.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _ensure_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL (persistent in the file). SQLite answers a racing switch with an
+        immediate "locked", without its busy handler, so retry until the timeout."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005 + 0.02 * random.random())
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A connection inside ``BEGIN IMMEDIATE``: committed on success, rolled back on error."""
+        if not self.path.exists():
+            self._create_file()
+        with self._errors("write to"):
+            conn = self._connect(readonly=False)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if not self._ready:
+                        migrate(conn)
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                self._ready = True
+            finally:
+                conn.close()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection | None]:
+        """A read-only connection, or None when there is no store (yet) or no schema."""
+        if not self.path.exists():
+            yield None
+            return
+        with self._errors("read"):
+            conn = self._connect(readonly=True)
+            try:
+                version = _schema_version(conn)
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the manifest store {self.path} has schema version {version}, newer "
+                        f"than this vidgen understands ({SCHEMA_VERSION}); upgrade vidgen")
+                yield conn if version else None
+            finally:
+                conn.close()
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn sqlite3 errors into ``StoreError`` with a message that says what to do."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._explain(exc, action) from exc
+
+    def _explain(self, exc: sqlite3.Error, action: str) -> StoreError:
+        text = str(exc)
+        low = text.lower()
+        where = f"manifest store {self.path}"
+        if "locked" in low or "busy" in low:
+            return StoreError(f"{where} stayed locked by another process for more than "
+                              f"{self.timeout:g} s ({text})")
+        if "readonly" in low or "read-only" in low:
+            return StoreError(f"cannot {action} {where}: the file or its directory is "
+                              f"read-only ({text}); set {ENV_STORE} to a writable path")
+        if any(w in low for w in ("not a database", "malformed", "corrupt", "not a vidgen")):
+            return StoreError(f"{where} is corrupt or not a vidgen manifest store ({text}); "
+                              "move it aside to start a new one")
+        if "unable to open" in low:
+            return StoreError(f"cannot open {where} ({text}); check that its directory "
+                              f"exists and is accessible, or set {ENV_STORE}")
+        return StoreError(f"cannot {action} {where}: {text}")
+
+
+__all__ = [
+    "ENV_STORE",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "ManifestStore",
+    "StoreRecord",
+    "default_store_path",
+    "migrate",
+]
