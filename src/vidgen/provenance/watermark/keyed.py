@@ -72,10 +72,6 @@ class Params:
     cells: int = 40  # cells per tile side; the tile side is the frame height
     pilot_cells: int = 600  # of cells**2; the rest carry the code bits (20 cells each)
     target_rms: float = 1.7  # luma levels; PSNR = 20 log10(255 / rms) ~ 43.5 dB
-    # Frames with little texture get a weaker mark: they hide it less, cost more bits
-    # per level, and need less since there is little content to interfere.
-    activity_ref: float = 6.0  # mean activity at and above which the full strength is used
-    flat_strength: float = 0.45  # fraction of the strength used on a perfectly flat frame
     mask_floor: float = 0.35  # strength in flat areas, relative to the frame mean
     mask_ceiling: float = 2.5
     canonical: int = 160  # detector works at this height (4 px per cell)
@@ -233,14 +229,13 @@ def _box_blur_t(x: torch.Tensor, radius: int) -> torch.Tensor:
     return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
 
 
-def texture_mask(
-    frames: torch.Tensor, params: Params = DEFAULT_PARAMS
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Relative strength (B, H, W) for uint8 frames (B, H, W, 3), and each frame's activity.
+def texture_mask(frames: torch.Tensor, params: Params = DEFAULT_PARAMS) -> torch.Tensor:
+    """Relative strength (B, H, W) for uint8 frames (B, H, W, 3): high where textured.
 
     Analysed at about 135 rows (cheap at any resolution), then upsampled smoothly;
-    the mask's mean over the frame is about 1 before clipping to [floor, ceiling].
-    The activity (B,) is the mean local detail in luma levels (about 1 when flat).
+    the mean over the frame is about 1 before clipping to [floor, ceiling]. The
+    overall strength is not lowered on flat frames: on black or white backgrounds
+    half of the mark is clipped away, and a weaker one was no longer detected.
     """
     _b, h, w, _ = frames.shape
     factor = max(1, h // 135)
@@ -250,10 +245,9 @@ def texture_mask(
     luma = (0.299 * small[..., 0] + 0.587 * small[..., 1] + 0.114 * small[..., 2])[:, None]
     detail = luma - _box_blur_t(luma, 2)
     activity = torch.sqrt(_box_blur_t(detail * detail, 3)) + 1.0
-    mean_activity = activity.mean(dim=(2, 3), keepdim=True)
-    mask = (activity / mean_activity).clamp(params.mask_floor, params.mask_ceiling)
-    full = F.interpolate(mask, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-    return full, mean_activity[:, 0, 0, 0]
+    mask = activity / activity.mean(dim=(2, 3), keepdim=True)
+    mask = mask.clamp(params.mask_floor, params.mask_ceiling)
+    return F.interpolate(mask, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
 
 
 @lru_cache(maxsize=4)
@@ -292,12 +286,9 @@ class KeyedVideoWatermark:
         with torch.no_grad():
             for start in range(0, t, chunk):
                 frames = torch.from_numpy(video.frames[start : start + chunk])
-                mask, activity = texture_mask(frames, self.params)
-                delta = pattern * mask  # (B, H, W)
+                delta = pattern * texture_mask(frames, self.params)  # (B, H, W)
                 rms = delta.square().mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-6)
-                p = self.params
-                strength = (activity / p.activity_ref).clamp(p.flat_strength, 1.0)
-                delta *= (p.target_rms * strength)[:, None, None] / rms
+                delta *= self.params.target_rms / rms
                 # Same step on R, G and B (chroma unchanged). A contiguous (B, H, W, 3)
                 # step adds much faster than a broadcast over the 3-wide last axis.
                 step = delta.round_().to(torch.int16).unsqueeze(-1).expand(-1, -1, -1, 3)
