@@ -444,6 +444,20 @@ def _codec_name(stream: av.VideoStream) -> str:
     return str(stream.codec_context.codec.canonical_name)
 
 
+@contextlib.contextmanager
+def _video_stream(
+    file: Path, limits: ReadLimits, deadline: _Deadline, demuxers: tuple[str, ...], action: str
+) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
+    """Open ``file`` defensively and yield its video stream, its declared size checked."""
+    with (
+        _open_input(file, limits, deadline, demuxers, action) as container,
+        _media_errors(file, action, deadline),
+    ):
+        stream = _pick_video_stream(container, file)
+        _check_declared_size(stream, limits, file)
+        yield container, stream
+
+
 # ------------------------------------------------------------------------- probing
 
 
@@ -452,12 +466,7 @@ def probe_video(path: PathLike, *, limits: ReadLimits = DEFAULT_LIMITS) -> Video
     file = _as_path(path)
     _check_limits(limits)
     deadline = _Deadline(limits.max_seconds)
-    with (
-        _open_input(file, limits, deadline, _VIDEO_DEMUXERS, "probe") as container,
-        _media_errors(file, "probe", deadline),
-    ):
-        stream = _pick_video_stream(container, file)
-        _check_declared_size(stream, limits, file)
+    with _video_stream(file, limits, deadline, _VIDEO_DEMUXERS, "probe") as (container, stream):
         declared = _declared_fps(stream)
         frames = _declared_frames(stream)
         duration = _declared_duration(stream, container)
@@ -684,12 +693,7 @@ def read_video(
     _check_limits(limits)
     selection = _selection(max_frames, start_frame, step)
     deadline = _Deadline(limits.max_seconds)
-    with (
-        _open_input(file, limits, deadline, _VIDEO_DEMUXERS, "read") as container,
-        _media_errors(file, "read", deadline),
-    ):
-        stream = _pick_video_stream(container, file)
-        _check_declared_size(stream, limits, file)
+    with _video_stream(file, limits, deadline, _VIDEO_DEMUXERS, "read") as (container, stream):
         _prepare_decoder(stream, limits)
         sink = _FrameSink(file, limits, selection)
         packets = _decode(container, stream, sink, deadline)
@@ -703,12 +707,9 @@ def read_image(path: PathLike, *, limits: ReadLimits = DEFAULT_LIMITS) -> npt.ND
     file = _as_path(path)
     _check_limits(limits)
     deadline = _Deadline(limits.max_seconds)
-    with (
-        _open_input(file, limits, deadline, _IMAGE_DEMUXERS, "read image") as container,
-        _media_errors(file, "read image", deadline),
-    ):
-        stream = _pick_video_stream(container, file)
-        _check_declared_size(stream, limits, file)
+    with _video_stream(
+        file, limits, deadline, _IMAGE_DEMUXERS, "read image"
+    ) as (container, stream):
         _prepare_decoder(stream, limits)
         sink = _FrameSink(file, limits, _Selection(0, 1, 1))
         _decode(container, stream, sink, deadline)
