@@ -215,12 +215,6 @@ def _box_blur(image: FloatArray, radius: int) -> FloatArray:
     return ((c[:, k:] - c[:, :-k]) / k).astype(np.float32)
 
 
-def _luma(frames: npt.NDArray[np.uint8]) -> FloatArray:
-    f = frames.astype(np.float32)
-    luma: FloatArray = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
-    return luma
-
-
 # --- embedding ------------------------------------------------------------------------------
 
 
