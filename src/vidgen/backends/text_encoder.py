@@ -1,0 +1,183 @@
+"""Text conditioning for the native backends: a small caption encoder, or a local HF encoder.
+
+The default is a word-level transformer trained together with the diffusion
+model on the scene caption language: the vocabulary is closed and tiny, so a
+few hundred thousand parameters suffice and nothing is downloaded. For real
+captions, ``HFTextEncoder`` wraps a CLIP or T5 text encoder from a local
+directory (``transformers`` is an optional extra; loading never touches the hub).
+
+Every encoder returns ``TextEncoding``: per-token states for cross-attention,
+a padding mask, and a pooled vector for adaLN conditioning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vidgen.backends.scene import grammar
+from vidgen.errors import ConfigurationError
+
+PAD, UNK, CLS = "<pad>", "<unk>", "<cls>"
+
+
+@attrs.frozen(eq=False)
+class TextEncoding:
+    """Encoder output for a batch of captions."""
+
+    tokens: torch.Tensor  # (B, L, D) per-token states
+    mask: torch.Tensor  # (B, L) bool, True = a real token
+    pooled: torch.Tensor  # (B, D)
+
+
+def caption_vocabulary() -> tuple[str, ...]:
+    """Every word the scene grammar understands (aliases included), in a fixed order."""
+    words = sorted(grammar._KNOWN_WORDS | {"background", "camera"})
+    return (PAD, UNK, CLS, *words)
+
+
+@attrs.frozen
+class WordTokenizer:
+    """Lower-cased words and commas (the grammar's tokenizer) -> ids; unknown words -> <unk>."""
+
+    vocabulary: tuple[str, ...] = attrs.field(factory=caption_vocabulary)
+    max_length: int = 32
+
+    @property
+    def size(self) -> int:
+        return len(self.vocabulary)
+
+    def __call__(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids (B, L) int64, mask (B, L) bool); a <cls> token first, truncated at max_length."""
+        index = {w: i for i, w in enumerate(self.vocabulary)}
+        rows = [[index[CLS], *(index.get(w, index[UNK]) for w in grammar.tokenize(c))]
+                [: self.max_length] for c in captions]
+        length = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), length, dtype=torch.int64)
+        mask = torch.zeros(len(rows), length, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = True
+        return ids, mask
+
+
+@attrs.frozen
+class CaptionEncoderConfig:
+    width: int = 128
+    depth: int = 2
+    heads: int = 4
+    max_length: int = 32
+
+
+class CaptionEncoder(nn.Module):
+    """A small pre-norm transformer over caption words; pooled output = the <cls> state."""
+
+    def __init__(self, config: CaptionEncoderConfig = CaptionEncoderConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = WordTokenizer(max_length=config.max_length)
+        self.embed = nn.Embedding(self.tokenizer.size, config.width)
+        self.position = nn.Parameter(torch.zeros(config.max_length, config.width))
+        layer = nn.TransformerEncoderLayer(
+            config.width, config.heads, 4 * config.width, dropout=0.0, activation="gelu",
+            batch_first=True, norm_first=True)
+        self.layers = nn.TransformerEncoder(layer, config.depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(config.width)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        nn.init.normal_(self.position, std=0.02)
+
+    @property
+    def dim(self) -> int:
+        return self.config.width
+
+    def forward(self, captions: Sequence[str]) -> TextEncoding:
+        device = self.embed.weight.device
+        ids, mask = self.tokenizer(captions)
+        ids, mask = ids.to(device), mask.to(device)  # (B, L)
+        x = self.embed(ids) + self.position[: ids.shape[1]]  # (B, L, D)
+        x = self.layers(x, src_key_padding_mask=~mask)  # (B, L, D)
+        x = self.norm(x)
+        return TextEncoding(tokens=x, mask=mask, pooled=x[:, 0])
+
+
+class HFTextEncoder(nn.Module):
+    """A transformers CLIP/T5 text encoder and tokenizer from a local directory (frozen).
+
+    ``path`` is a directory holding ``config.json``, the weights and the tokenizer
+    files; nothing is fetched from the hub (``local_files_only=True``).
+    """
+
+    def __init__(self, path: str | Path, *, max_length: int = 77,
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        try:
+            import transformers
+        except ImportError as exc:  # the optional extra is missing
+            raise ConfigurationError(
+                "HFTextEncoder needs transformers: pip install 'vidgen[diffusers]'") from exc
+        root = Path(path)
+        if not (root / "config.json").is_file():
+            raise ConfigurationError(
+                f"no text encoder at {root}: expected a directory with config.json, the "
+                "weights (model.safetensors) and tokenizer files, as saved by save_pretrained")
+        try:
+            config = transformers.AutoConfig.from_pretrained(root, local_files_only=True)
+            self.tokenizer: Any = transformers.AutoTokenizer.from_pretrained(
+                root, local_files_only=True)
+            if getattr(config, "model_type", "") == "t5":
+                self.model: Any = transformers.T5EncoderModel.from_pretrained(
+                    root, local_files_only=True, dtype=dtype)
+            else:
+                self.model = transformers.CLIPTextModel.from_pretrained(
+                    root, local_files_only=True, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"could not load a text encoder from {root}: {exc}") from exc
+        self.model.requires_grad_(False)
+        self.max_length = max_length
+        self._dim = int(config.hidden_size if hasattr(config, "hidden_size") else config.d_model)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @torch.no_grad()
+    def forward(self, captions: Sequence[str]) -> TextEncoding:
+        batch = self.tokenizer(list(captions), padding=True, truncation=True,
+                               max_length=self.max_length, return_tensors="pt")
+        device = next(self.model.parameters()).device
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device).bool()
+        out = self.model(input_ids=ids, attention_mask=mask)
+        tokens = out.last_hidden_state.float()  # (B, L, D)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is None:  # T5: masked mean
+            weights = mask.float().unsqueeze(-1)
+            pooled = (tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return TextEncoding(tokens=tokens, mask=mask, pooled=pooled.float())
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """(B,) scalars -> (B, dim) sin/cos features (the DDPM/Transformer timestep embedding)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32,
+                                                            device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]  # (B, half)
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2*half)
+    return F.pad(emb, (0, dim % 2))
+
+
+__all__ = [
+    "CaptionEncoder",
+    "CaptionEncoderConfig",
+    "HFTextEncoder",
+    "TextEncoding",
+    "WordTokenizer",
+    "caption_vocabulary",
+    "sinusoidal_embedding",
+]
