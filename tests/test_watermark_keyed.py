@@ -56,18 +56,34 @@ def test_deterministic(clip: Video, marked: Video) -> None:
 @pytest.mark.parametrize("payload", [0, 1, 0xFFFFFFFF, 0x80000001])
 def test_payload_coding_round_trip(payload: int) -> None:
     bits = keyed.encode_bits(payload)
-    assert bits.shape == (keyed.CODE_BITS,)
+    assert bits.shape == (keyed.CODE_BITS,) == (108,)
     soft = bits * np.linspace(1, 2, keyed.CODE_BITS, dtype=np.float32)
-    assert keyed.decode_bits(soft, 8) == (payload, 0)
-    soft[:2] *= -1  # two weakest bits wrong: Chase decoding fixes them
-    assert keyed.decode_bits(soft, 8) == (payload, 2)
+    assert keyed.decode_bits(soft) == (payload, keyed.CODE_BITS)
+    soft[::9] *= -1  # 12 scattered code bits wrong: the convolutional code corrects them
+    assert keyed.decode_bits(soft) == (payload, keyed.CODE_BITS - 12)
+
+
+def test_viterbi_beats_repetition_at_equal_energy() -> None:
+    """Same cells, same noise: 48 bits x 20 cells (hard) vs 108 code bits x 9 cells (Viterbi)."""
+    rng = np.random.default_rng(1)
+    sigma, trials, conv_ok, rep_ok = 2.5, 150, 0, 0
+    for _ in range(trials):
+        payload = int(rng.integers(0, 2**32))
+        code = keyed.encode_bits(payload)
+        soft = (code[:, None] + sigma * rng.standard_normal((code.size, 9))).sum(1)
+        conv_ok += keyed.decode_bits(soft.astype(np.float32))[0] == payload
+        word = (payload << 16) | keyed.crc16(payload)
+        info = np.array([(word >> (47 - i)) & 1 for i in range(48)]) * 2 - 1
+        rep = (info[:, None] + sigma * rng.standard_normal((48, 20))).sum(1)
+        rep_ok += bool(np.all(np.sign(rep) == info))
+    assert conv_ok / trials > 0.85 > 0.4 > rep_ok / trials
 
 
 def test_crc_rejects_random_words() -> None:
     rng = np.random.default_rng(0)
-    accepted = sum(keyed.decode_bits(rng.standard_normal(keyed.CODE_BITS).astype(np.float32),
-                                     8)[0] is not None for _ in range(300))
-    assert accepted <= 6  # ~93 candidates / 65536 words each: ~0.14%
+    accepted = sum(keyed.decode_bits(rng.standard_normal(keyed.CODE_BITS).astype(np.float32))[0]
+                   is not None for _ in range(1000))
+    assert accepted <= 3  # one path per word, CRC-16: ~1.5e-5 per word
 
 
 def _crop(v: Video, per_side: float) -> Video:
