@@ -136,7 +136,8 @@ def _entry_points() -> dict[str, tuple[str, str, importlib.metadata.EntryPoint]]
 def _builtin_factories() -> dict[str, str]:
     # Built-ins are also declared as entry points in pyproject.toml; listing them
     # here keeps them available when vidgen runs from a source tree without metadata.
-    return {"scene": "vidgen.backends.scene:SceneBackend"}
+    return {"scene": "vidgen.backends.scene:SceneBackend",
+            "dit": "vidgen.backends.dit:DiTBackend"}
 
 
 def _load_target(target: str) -> BackendFactory:
