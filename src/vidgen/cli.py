@@ -1,7 +1,8 @@
-"""The ``vidgen`` command: generate, verify, keys, backends.
+"""The ``vidgen`` command: generate, verify, keys, backends, eval.
 
-Exit codes: ``generate``/``keys``/``backends`` return 0 on success and 1 when vidgen
-refused or failed (the message names the stage). ``verify`` follows the
+Exit codes: ``generate``/``keys``/``backends``/``eval`` return 0 on success and 1 when
+vidgen refused or failed (the message names the stage); ``eval`` succeeds whether or not
+the backend meets the goals, which its report states. ``verify`` follows the
 contract: 0 confirmed, 1 no or broken provenance, 2 file could not be processed.
 Usage errors exit 2. No command prints a traceback unless ``VIDGEN_DEBUG=1``.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from vidgen import __version__
-from vidgen.errors import VidgenError
+from vidgen.errors import OutputError, VidgenError
 
 # No emoji codes (":x:" in a file name is not an emoji), no hard wrapping of messages.
 err = Console(stderr=True, emoji=False, soft_wrap=True)
@@ -188,6 +190,72 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- eval ------------------------------------------------------------------------------
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``HxW`` (e.g. ``64x64``) for ``--size``."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 64x64, got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from vidgen.backends.base import load_backend
+    from vidgen.training.evaluate import evaluate_backend
+
+    backend = load_backend(args.backend)
+    height, width = args.size if args.size is not None else (None, None)
+    show = not args.json and err.is_terminal
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=err, disable=not show, transient=True) as bar:
+        task = bar.add_task(f"evaluating ({args.backend})", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = evaluate_backend(backend, split=args.split, n=args.limit, seed=args.seed,
+                                  num_frames=args.frames, height=height, width=width,
+                                  caption_set=args.captions, threads=args.threads,
+                                  progress=progress)
+    if args.out is not None:
+        try:
+            args.out.write_text(report.to_json() + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write the report to {args.out}: {exc}") from exc
+    if args.json:
+        _print_json(report.to_dict())
+        return 0
+    _print_eval(report)
+    if args.out is not None:
+        out.print(f"report written to {escape(str(args.out))}")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"
+
+
+def _print_eval(report: Any) -> None:
+    table = Table("metric", "value", "n", "renderer", "goal", "met",
+                  title=f"{report.backend}: {report.n} {report.split} captions "
+                        f"({report.caption_set}), {report.num_frames}x{report.height}x"
+                        f"{report.width} @ {report.fps:g} fps, seed {report.seed}")
+    marks = {True: "[green]yes[/]", False: "[red]no[/]", None: ""}
+    for m in report.metrics:
+        table.add_row(m.name, _fmt(m.value), str(m.count), _fmt(m.reference),
+                      escape(m.goal or ""), marks[m.met])
+    out.print(table)
+    t = report.timing
+    rss = "n/a" if t.peak_rss_mb is None else f"{t.peak_rss_mb:.0f} MB"
+    out.print(f"{t.seconds_per_clip * 1000:.1f} ms/clip sampling, "
+              f"{t.measure_seconds_per_clip * 1000:.1f} ms/clip measuring, "
+              f"{t.total_seconds:.1f} s total, torch threads {t.torch_threads}, peak RSS {rss}",
+              markup=False, highlight=False)
+
+
 # --- parser and entry point ------------------------------------------------------------
 
 
@@ -253,6 +321,28 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backends", help="list registered backends and their capabilities")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_backends)
+
+    e = sub.add_parser("eval", help="score a backend on held-out captions (colour, shape, "
+                                    "motion, physics, stability)")
+    e.add_argument("--backend", default=None, help="backend name (see `vidgen backends`)")
+    e.add_argument("--json", action="store_true", help="print the full JSON report")
+    e.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="evaluate N captions spread over the split (default: all)")
+    e.add_argument("--split", default="heldout", choices=["heldout", "train"])
+    e.add_argument("--captions", default="single", choices=["single", "space"],
+                   help="single: one caption per (colour, shape, motion) combination; "
+                        "space: the split's whole caption space (sizes, pairs, backgrounds, "
+                        "pans)")
+    e.add_argument("--frames", type=int, default=None, metavar="N",
+                   help="frames per clip (default: the backend's)")
+    e.add_argument("--size", type=_size, default=None, metavar="HxW",
+                   help="clip size, e.g. 64x64 (default: the backend's)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch intra-op threads for the run (default: torch's); recorded")
+    e.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="also write the JSON report to FILE")
+    e.set_defaults(func=_cmd_eval)
     return parser
 
 

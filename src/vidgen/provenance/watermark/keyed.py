@@ -157,7 +157,7 @@ def _info_bits(payload: int) -> list[int]:
 
 def _convolve(bits: list[int]) -> npt.NDArray[np.int64]:
     """Code bits (0/1) of ``bits`` followed by K-1 zero tail bits."""
-    register, out = 0, []
+    register, out = 0, list[int]()
     for b in [*bits, *([0] * (CONV_K - 1))]:
         register = ((register << 1) | b) & ((1 << CONV_K) - 1)
         out.extend(bin(register & g).count("1") & 1 for g in CONV_GENERATORS)
