@@ -29,6 +29,7 @@ def _isolated_keys_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
     mp = pytest.MonkeyPatch()
     mp.setenv("VIDGEN_KEYS_DIR", str(tmp_path_factory.mktemp("default-keys")))
     mp.setenv("VIDGEN_STORE", str(tmp_path_factory.mktemp("store") / "manifests.sqlite3"))
+    mp.setenv("VIDGEN_CONSENT_DB", str(tmp_path_factory.mktemp("consent") / "consent.sqlite3"))
     mp.setenv("VIDGEN_WATERMARK_KEY", TEST_KEY.hex())
     mp.setenv("VIDGEN_WATERMARK_METHOD", TEST_METHOD)
     for var in ("VIDGEN_SIGN_CERT", "VIDGEN_SIGN_KEY", "VIDGEN_TRUST_ANCHORS", "VIDGEN_TSA_URL",

@@ -189,7 +189,7 @@ def test_prompt_gate_refuses_before_sampling(gradient_backend: GradientBackend,
 
 def test_likeness_scanner_refuses(gradient_backend: GradientBackend, dev_keys: DevKeys,
                                   tmp_path: Path) -> None:
-    def scanner(video: Video, *, where: str) -> dict[str, Any] | None:
+    def scanner(video: Video, *, where: str, task: str) -> dict[str, Any] | None:
         if where == "output":
             raise errors.LikenessViolation("protected person in output")
         return None

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from vidgen import __version__
-from vidgen.errors import OutputError, VidgenError
+from vidgen.errors import ConfigurationError, OutputError, VidgenError
 
 # No emoji codes (":x:" in a file name is not an emoji), no hard wrapping of messages.
 err = Console(stderr=True, emoji=False, soft_wrap=True)
@@ -190,6 +190,98 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- safety: prompt policy and consent registry -------------------------------------------
+
+
+def _cmd_policy_check(args: argparse.Namespace) -> int:
+    from vidgen.safety.prompt import check_prompt, load_policy
+
+    policy = load_policy(args.policy)
+    decision = check_prompt(args.text, policy, kind=args.kind)
+    if args.json:
+        _print_json({"allowed": decision.allowed, "category": decision.category,
+                     "reason": decision.reason, "matched": list(decision.matched),
+                     "policy_version": policy.version})
+    elif decision.allowed:
+        out.print(f"allowed (policy {escape(policy.version)})")
+    else:
+        out.print(f"refused: {escape(decision.category or '')}: {escape(decision.reason)} "
+                  f"(policy {escape(policy.version)})", markup=False)
+    return 0 if decision.allowed else 1
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    from vidgen.safety.consent import ConsentRegistry
+
+    return ConsentRegistry(args.registry)
+
+
+def _cmd_consent_enrol(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from vidgen.safety.consent import ConsentScope
+    from vidgen.safety.likeness import enrol_from_files
+
+    if args.protected == bool(args.tasks):
+        raise ConfigurationError("give either --protected or --tasks (with --granted-by)")
+    consent = None
+    if args.tasks:
+        if not args.granted_by:
+            raise ConfigurationError("--tasks needs --granted-by (who granted the consent)")
+        try:
+            until = (dt.datetime.fromisoformat(args.until).astimezone(dt.UTC)
+                     if args.until else None)
+        except ValueError as exc:
+            raise ConfigurationError(f"--until {args.until!r} is not an ISO 8601 date") from exc
+        consent = ConsentScope(frozenset(t.strip() for t in args.tasks.split(",")), until,
+                               args.granted_by)
+    registry = _registry(args)
+    try:
+        enrol_from_files(registry, args.person_id, args.name, args.images, consent)
+    finally:
+        registry.close()
+    kind = "protected person" if consent is None else "consenting person"
+    out.print(f"enrolled {escape(args.person_id)} as a {kind} from {len(args.images)} image(s)")
+    return 0
+
+
+def _cmd_consent_revoke(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    try:
+        (registry.forget if args.forget else registry.revoke)(args.person_id)
+    finally:
+        registry.close()
+    out.print(f"{'forgot' if args.forget else 'revoked consent of'} {escape(args.person_id)}")
+    return 0
+
+
+def _cmd_consent_list(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    try:
+        people = registry.people()
+    finally:
+        registry.close()
+    rows = [{"person_id": p.person_id, "name": p.name, "protected": p.protected,
+             "consent": None if p.consent is None else {
+                 "tasks": sorted(p.consent.tasks), "granted_by": p.consent.granted_by,
+                 "until": p.consent.until.isoformat() if p.consent.until else None},
+             "revoked_at": p.revoked_at.isoformat() if p.revoked_at else None,
+             "references": p.references} for p in people]
+    if args.json:
+        _print_json(rows)
+        return 0
+    table = Table("id", "name", "status", "tasks", "until", "references")
+    for r in rows:
+        c = r["consent"]
+        status = ("protected" if r["protected"] else
+                  "revoked" if r["revoked_at"] else "consenting")
+        table.add_row(escape(r["person_id"]), escape(r["name"]), status,
+                      ", ".join(c["tasks"]) if c else "", (c or {}).get("until") or "",
+                      str(r["references"]))
+    out.print(table)
+    return 0
+
+
 # --- eval ------------------------------------------------------------------------------
 
 
@@ -321,6 +413,41 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backends", help="list registered backends and their capabilities")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_backends)
+
+    pol = sub.add_parser("policy", help="the prompt policy")
+    polsub = pol.add_subparsers(dest="policy_command", required=True)
+    pc = polsub.add_parser("check", help="decide one text under the policy (exit 1 if refused)")
+    pc.add_argument("text")
+    pc.add_argument("--kind", default="prompt",
+                    choices=["prompt", "negative_prompt", "style", "edit_instruction"])
+    pc.add_argument("--policy", type=Path, default=None, help="policy TOML (default: packaged)")
+    pc.add_argument("--json", action="store_true")
+    pc.set_defaults(func=_cmd_policy_check)
+
+    c = sub.add_parser("consent", help="the likeness consent registry")
+    csub = c.add_subparsers(dest="consent_command", required=True)
+    registry_help = "registry file (default: $VIDGEN_CONSENT_DB or the user data dir)"
+    ce = csub.add_parser("enrol", help="enrol a person from reference photos (one face each)")
+    ce.add_argument("person_id")
+    ce.add_argument("--name", required=True)
+    ce.add_argument("--image", dest="images", type=Path, action="append", required=True)
+    ce.add_argument("--protected", action="store_true",
+                    help="no consent: this person's face is always refused")
+    ce.add_argument("--tasks", default=None, help="comma-separated tasks consented to")
+    ce.add_argument("--until", default=None, help="consent end (ISO 8601)")
+    ce.add_argument("--granted-by", default=None)
+    ce.add_argument("--registry", type=Path, default=None, help=registry_help)
+    ce.set_defaults(func=_cmd_consent_enrol)
+    cr = csub.add_parser("revoke", help="withdraw consent (the face is refused from now on)")
+    cr.add_argument("person_id")
+    cr.add_argument("--forget", action="store_true",
+                    help="erase the person and their embeddings instead")
+    cr.add_argument("--registry", type=Path, default=None, help=registry_help)
+    cr.set_defaults(func=_cmd_consent_revoke)
+    cl = csub.add_parser("list", help="everyone enrolled")
+    cl.add_argument("--json", action="store_true")
+    cl.add_argument("--registry", type=Path, default=None, help=registry_help)
+    cl.set_defaults(func=_cmd_consent_list)
 
     e = sub.add_parser("eval", help="score a backend on held-out captions (colour, shape, "
                                     "motion, physics, stability)")

@@ -33,6 +33,10 @@ from vidgen.provenance.keys import (
     default_watermark_key,
 )
 from vidgen.provenance.store import ManifestStore as SqliteManifestStore
+from vidgen.safety.consent import ConsentRegistry
+from vidgen.safety.likeness import LikenessPolicy
+from vidgen.safety.likeness import LikenessScanner as FaceLikenessScanner
+from vidgen.safety.prompt import Policy, PromptPolicyGate, load_policy
 from vidgen.stages import (
     CheckCapabilities,
     CheckPrompt,
@@ -72,6 +76,9 @@ class Pipeline:
         *,
         signer: Signer | None = None,
         keys_dir: str | Path | None = None,
+        policy: Policy | str | Path | None = None,
+        consent_registry: ConsentRegistry | str | Path | None = None,
+        likeness_policy: LikenessPolicy | None = None,
         prompt_gates: Sequence[PromptGate] = (),
         likeness_scanners: Sequence[LikenessScanner] = (),
         watermarker: Watermarker | None = None,
@@ -84,6 +91,14 @@ class Pipeline:
         preset: str = "medium",
     ) -> None:
         """``signer`` defaults to ``VIDGEN_SIGN_CERT``/``VIDGEN_SIGN_KEY`` or dev keys.
+
+        Safety always runs: the prompt policy (``policy``: a ``Policy``, a policy
+        file, or None for the packaged one) checks every text of every request, and
+        the likeness scanner checks input media and sampled output frames against
+        the consent registry (``consent_registry``: a ``ConsentRegistry``, a path,
+        or None for ``$VIDGEN_CONSENT_DB`` / the default location) under
+        ``likeness_policy``. ``prompt_gates`` and ``likeness_scanners`` add checks
+        after the built-in ones; they cannot replace them.
 
         Watermark: ``watermark_method`` (default ``$VIDGEN_WATERMARK_METHOD``, else
         ``"vidgen"``) keyed with ``watermark_key`` (default: ``keys_dir/watermark.key``,
@@ -105,8 +120,15 @@ class Pipeline:
         self.watermarker: Watermarker = _watermarker(watermarker, watermark_key,
                                                      watermark_method, keys_dir)
         self.signer: Signer = signer if signer is not None else default_signer(keys_dir)
-        self.prompt_gates = tuple(prompt_gates)
-        self.likeness_scanners = tuple(likeness_scanners)
+        self.policy: Policy = (policy if isinstance(policy, Policy)
+                               else load_policy(policy))
+        self.consent_registry = (consent_registry if isinstance(consent_registry, ConsentRegistry)
+                                 else ConsentRegistry(consent_registry))
+        self.prompt_gates: tuple[PromptGate, ...] = (PromptPolicyGate(self.policy),
+                                                     *prompt_gates)
+        self.likeness_scanners: tuple[LikenessScanner, ...] = (
+            FaceLikenessScanner(self.consent_registry, policy=likeness_policy),
+            *likeness_scanners)
         self.store: ManifestStore = (SqliteManifestStore(store) if store is None
                                      or isinstance(store, str | Path) else store)
         self.disclose: Discloser | None = (DisclosureLabel(language=disclose)

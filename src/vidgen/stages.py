@@ -40,6 +40,7 @@ from vidgen.errors import (
 from vidgen.provenance import c2pa_inplace
 from vidgen.provenance.c2pa import (
     DISCLOSURE_ASSERTION,
+    SAFETY_ASSERTION,
     GenerationClaim,
     Ingredient,
     sign_mp4,
@@ -58,9 +59,14 @@ class PromptGate(Protocol):
 
 
 class LikenessScanner(Protocol):
-    """Scans frames for faces that may not be used; raises ``LikenessViolation``."""
+    """Scans frames for faces that may not be used; raises ``LikenessViolation``.
 
-    def __call__(self, video: Video, *, where: str) -> dict[str, Any] | None: ...
+    ``where`` is ``input_image``, ``input_video`` or ``output``; ``task`` the
+    request's task value (consent is given per task). Returns a JSON-safe summary
+    for the manifest, or None when there was nothing to report.
+    """
+
+    def __call__(self, video: Video, *, where: str, task: str) -> dict[str, Any] | None: ...
 
 
 class Watermarker(Protocol):
@@ -159,14 +165,22 @@ class CheckPrompt:
     error: ClassVar[type[VidgenError]] = PolicyViolation
 
     def run(self, job: Job) -> None:
-        for text in job.request.texts:
+        for kind, text in job.request.labelled_texts:
             for gate in self.gates:
-                decision = gate(text)
+                check = getattr(gate, "check", None)  # gates that read the text kind
+                decision = check(text, kind=kind) if callable(check) else gate(text)
+                if not isinstance(decision, PromptDecision):
+                    raise PolicyViolation(f"prompt gate {gate!r} returned "
+                                          f"{type(decision).__name__}, not a PromptDecision")
                 if not decision.allowed:
+                    what = kind.replace("_", " ")
                     raise PolicyViolation(
-                        f"prompt refused ({decision.category}): {decision.reason}",
+                        f"{what} refused ({decision.category}): {decision.reason}",
                         category=decision.category or "unspecified")
-        job.safety["prompt_checks"] = len(self.gates)
+        versions = [str(v) for g in self.gates
+                    if (v := getattr(getattr(g, "policy", None), "version", None))]
+        job.safety["prompt_policy"] = {"gates": len(self.gates), "versions": versions,
+                                       "texts": len(job.request.labelled_texts)}
 
 
 @attrs.frozen
@@ -184,7 +198,9 @@ class ScanInputs:
             media.append(("input_image", Video(inputs.image[None], fps=1.0)))
         if inputs.video is not None:
             media.append(("input_video", inputs.video))
-        findings = [f for where, v in media for s in self.scanners if (f := s(v, where=where))]
+        task = job.request.task.value
+        findings = [f for where, v in media for s in self.scanners
+                    if (f := s(v, where=where, task=task))]
         job.safety["input_scanners"] = len(self.scanners)
         if findings:
             job.safety["input_findings"] = findings
@@ -224,7 +240,8 @@ class ScanOutput:
 
     def run(self, job: Job) -> None:
         video = job.frames()
-        findings = [f for s in self.scanners if (f := s(video, where="output"))]
+        task = job.request.task.value
+        findings = [f for s in self.scanners if (f := s(video, where="output", task=task))]
         job.safety["output_scanners"] = len(self.scanners)
         if findings:
             job.safety["output_findings"] = findings
@@ -305,6 +322,8 @@ class Sign:
             self.watermark_method, job.watermark_id, round(1000 * v.duration))]
         if job.disclosure is not None:
             extra.append({"label": DISCLOSURE_ASSERTION, "data": job.disclosure})
+        if job.safety:
+            extra.append({"label": SAFETY_ASSERTION, "data": dict(job.safety)})
         claim = GenerationClaim(
             title=job.output.name, task=r.task.value, backend=job.backend.name,
             model_id=caps.model_id, model_version=caps.model_version, seed=r.seed,

@@ -125,7 +125,15 @@ class GenerationRequest:
     @property
     def texts(self) -> tuple[str, ...]:
         """Every piece of text in the request; the prompt policy checks all of them."""
-        return tuple(t for t in (self.prompt, self.negative_prompt) if t)
+        return tuple(text for _kind, text in self.labelled_texts)
+
+    @property
+    def labelled_texts(self) -> tuple[tuple[str, str], ...]:
+        """(kind, text) for every text: the prompt is a ``style`` for stylize and an
+        ``edit_instruction`` for edit (the policy reads some kinds differently)."""
+        kind = {Task.STYLIZE: "style", Task.EDIT: "edit_instruction"}.get(self.task, "prompt")
+        pairs = [(kind, self.prompt), ("negative_prompt", self.negative_prompt or "")]
+        return tuple((k, t) for k, t in pairs if t)
 
 
 @attrs.frozen

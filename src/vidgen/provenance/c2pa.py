@@ -45,6 +45,7 @@ AI_SOURCE_TYPES = frozenset({
     IPTC + "compositeSynthetic",
 })
 GENERATION_ASSERTION = "org.vidgen.generation"
+SAFETY_ASSERTION = "org.vidgen.safety"  # which safety checks ran and what they found
 SOFT_BINDING_ASSERTION = "c2pa.soft-binding"
 DISCLOSURE_ASSERTION = "org.vidgen.disclosure"
 SOFT_BINDING_PREFIX = "org.vidgen.wm."
