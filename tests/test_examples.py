@@ -21,7 +21,8 @@ def test_example_runs(script: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in {"VIDGEN_WATERMARK_METHOD", "VIDGEN_WATERMARK_KEY"}}
     env.update(VIDGEN_KEYS_DIR=str(tmp_path / "default-keys"),
-               VIDGEN_STORE=str(tmp_path / "manifests.sqlite3"))
+               VIDGEN_STORE=str(tmp_path / "manifests.sqlite3"),
+               VIDGEN_CONSENT_DB=str(tmp_path / "consent.sqlite3"))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
