@@ -282,6 +282,42 @@ def _cmd_consent_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- train -----------------------------------------------------------------------------
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vidgen.training.train import TrainConfig, export, train
+
+    overrides = {}
+    for item in args.override:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigurationError(f"--override {item!r}: expected FIELD=JSON")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"--override {item!r}: {value!r} is not JSON") from exc
+    config = TrainConfig(architecture=args.backend, preset=args.preset, steps=args.steps,
+                         batch_size=args.batch_size, lr=args.lr, cache_clips=args.cache_clips,
+                         seed=args.seed, overrides=overrides, autoencoder=args.autoencoder)
+
+    def log(record: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps(record), flush=True)
+        elif record.get("event") == "train":
+            err.print(f"step {record['step']}  loss {record['loss']:.4f}  "
+                      f"{record['steps_per_s']:.2f} steps/s", highlight=False)
+        else:
+            err.print(json.dumps(record), highlight=False)
+
+    step = train(config, args.out, max_minutes=args.max_minutes, threads=args.threads,
+                 device=args.device, log=log)
+    if args.export is not None:
+        path = export(args.out, args.export)
+        err.print(f"exported the EMA weights at step {step} to {escape(str(path))}")
+    return 0
+
+
 # --- eval ------------------------------------------------------------------------------
 
 
@@ -448,6 +484,28 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--json", action="store_true")
     cl.add_argument("--registry", type=Path, default=None, help=registry_help)
     cl.set_defaults(func=_cmd_consent_list)
+
+    t = sub.add_parser("train", help="train a native backend on scene clips (resumable)")
+    t.add_argument("--backend", default="dit", help="architecture (dit)")
+    t.add_argument("--preset", default="tiny")
+    t.add_argument("--out", type=Path, required=True, help="run directory; resumed if present")
+    t.add_argument("--steps", type=int, default=20_000)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--cache-clips", type=int, default=4096)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--autoencoder", default="vae-tiny.safetensors",
+                   help="autoencoder weights (shipped name or path)")
+    t.add_argument("--override", action="append", default=[], metavar="FIELD=JSON",
+                   help="change a preset field, e.g. patch=[1,4,4]")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="stop cleanly after this long (rerun to resume)")
+    t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--export", type=Path, default=None,
+                   help="write the EMA weights (fp16) here when done")
+    t.add_argument("--json", action="store_true", help="log JSON lines to stdout")
+    t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="score a backend on held-out captions (colour, shape, "
                                     "motion, physics, stability)")

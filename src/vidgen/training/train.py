@@ -11,14 +11,13 @@ on is in its directory:
     run/state.pt            optimizer, step, RNG states
     run/log.jsonl           one JSON line per logging interval
 
-``--max-minutes`` stops cleanly after a time budget, so a CPU run can span
-several sessions; rerunning the same command resumes. ``export`` writes the
+``vidgen train --max-minutes M`` stops cleanly after a time budget, so a CPU
+run can span several sessions; rerunning the same command resumes. ``export`` writes the
 EMA weights (fp16) as the file a backend ships.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -251,36 +250,4 @@ def export(run: str | Path, output: str | Path) -> Path:
                            extra={"step": metadata.get("step", "?"), "source": "vidgen train"})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vidgen-train", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
-    parser.add_argument("--architecture", default="dit")
-    parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
-    parser.add_argument("--cache-clips", type=int, default=TrainConfig.cache_clips)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--override", action="append", default=[],
-                        help="preset field=JSON value, e.g. patch=[2,2,2]")
-    parser.add_argument("--max-minutes", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--export", default=None, help="write the EMA weights here when done")
-    args = parser.parse_args(argv)
-    overrides = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.override)}
-    config = TrainConfig(architecture=args.architecture, preset=args.preset, steps=args.steps,
-                         batch_size=args.batch_size, lr=args.lr, cache_clips=args.cache_clips,
-                         seed=args.seed, overrides=overrides)
-    step = train(config, args.out, max_minutes=args.max_minutes, threads=args.threads,
-                 device=args.device, log=lambda r: print(json.dumps(r), flush=True))
-    if args.export:
-        export(args.out, args.export)
-    return 0 if step >= 0 else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
-__all__ = ["TrainConfig", "build_latent_cache", "export", "main", "resolve_weights", "train"]
+__all__ = ["TrainConfig", "build_latent_cache", "export", "resolve_weights", "train"]
