@@ -155,19 +155,29 @@ def train(config: TrainConfig, run: str | Path, *, max_minutes: float | None = N
     """Train (or resume) the run in ``run`` up to ``config.steps``; returns the step reached."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
-    log_file = (run / "log.jsonl").open("a")
-
-    def emit(record: dict[str, Any]) -> None:
-        log_file.write(json.dumps(record) + "\n")
-        log_file.flush()
-        if log is not None:
-            log(record)
-
     check_prediction(config.prediction)
-    schedule = get_schedule(config.schedule)
     if threads is not None:
         torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
+    with (run / "log.jsonl").open("a") as log_file:
+
+        def emit(record: dict[str, Any]) -> None:
+            log_file.write(json.dumps(record) + "\n")
+            log_file.flush()
+            if log is not None:
+                log(record)
+
+        # Denormals made AdamW steps several times slower on CPU; the flag is process-wide
+        # CPU state (it breaks float edge cases elsewhere), so it is reset afterwards.
+        torch.set_flush_denormal(True)
+        try:
+            return _train(config, run, max_minutes, device, emit)
+        finally:
+            torch.set_flush_denormal(False)
+
+
+def _train(config: TrainConfig, run: Path, max_minutes: float | None, device: str,
+           emit: Log) -> int:
+    schedule = get_schedule(config.schedule)
     _check_config(run, config)
 
     cache_path = run / "latents.pt"
@@ -239,7 +249,6 @@ def train(config: TrainConfig, run: str | Path, *, max_minutes: float | None = N
             break
     checkpoint()
     emit({"event": "stop", "step": step})
-    log_file.close()
     return step
 
 
