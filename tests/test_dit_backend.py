@@ -24,8 +24,7 @@ torch.set_num_threads(1)
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, TrainConfig]:
     root = tmp_path_factory.mktemp("dit")
     torch.manual_seed(0)
-    vae = VideoAutoencoder(AutoencoderConfig(base_channels=8, channel_multipliers=(1, 2, 2),
-                                             norm_groups=4))
+    vae = VideoAutoencoder(AutoencoderConfig(base_channels=8, channel_multipliers=(1, 2, 2)))
     save_autoencoder(vae, root / "vae-test.safetensors")
     config = TrainConfig(preset="test", text_width=32, text_depth=1,
                          autoencoder=str(root / "vae-test.safetensors"), steps=4, batch_size=2,
