@@ -245,7 +245,9 @@ def test_error_messages_name_the_cause(tmp_path: Path) -> None:
         "unable to open database file": "cannot open",
     }
     for text, expected in cases.items():
-        assert expected in s._explain(sqlite3.OperationalError(text), "write to").message
+        with pytest.raises(StoreError) as info, s._errors("write to"):
+            raise sqlite3.OperationalError(text)
+        assert expected in info.value.message
 
 
 def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 
 from vidgen.errors import StoreError
+from vidgen.sqlite_errors import SqliteErrors
 
 ENV_STORE = "VIDGEN_STORE"
 STORE_FILE = "manifests.sqlite3"
@@ -315,31 +316,13 @@ class ManifestStore:
             finally:
                 conn.close()
 
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
+    def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
         """Turn sqlite3 errors into ``StoreError`` with a message that says what to do."""
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise self._explain(exc, action) from exc
-
-    def _explain(self, exc: sqlite3.Error, action: str) -> StoreError:
-        text = str(exc)
-        low = text.lower()
-        where = f"manifest store {self.path}"
-        if "locked" in low or "busy" in low:
-            return StoreError(f"{where} stayed locked by another process for more than "
-                              f"{self.timeout:g} s ({text})")
-        if "readonly" in low or "read-only" in low:
-            return StoreError(f"cannot {action} {where}: the file or its directory is "
-                              f"read-only ({text}); set {ENV_STORE} to a writable path")
-        if any(w in low for w in ("not a database", "malformed", "corrupt", "not a vidgen")):
-            return StoreError(f"{where} is corrupt or not a vidgen manifest store ({text}); "
-                              "move it aside to start a new one")
-        if "unable to open" in low:
-            return StoreError(f"cannot open {where} ({text}); check that its directory "
-                              f"exists and is accessible, or set {ENV_STORE}")
-        return StoreError(f"cannot {action} {where}: {text}")
+        return SqliteErrors(
+            f"manifest store {self.path}", "manifest store", self.timeout,
+            readonly_hint=f"; set {ENV_STORE} to a writable path",
+            open_hint=f"check that its directory exists and is accessible, or set {ENV_STORE}",
+        ).translate(action)
 
 
 __all__ = [

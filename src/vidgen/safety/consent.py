@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vidgen.errors import ConfigurationError, StoreError
+from vidgen.sqlite_errors import SqliteErrors
 from vidgen.types import Task
 
 ENV_CONSENT_DB = "VIDGEN_CONSENT_DB"
@@ -527,26 +528,10 @@ class ConsentRegistry:
             raise StoreError(f"consent registry {self.path} holds non-finite embeddings")
         return _Gallery(people, vectors, owner)
 
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise self._explain(exc, action) from exc
-
-    def _explain(self, exc: sqlite3.Error, action: str) -> StoreError:
-        text = str(exc)
-        low = text.lower()
-        where = f"consent registry {self.path}"
-        if "locked" in low or "busy" in low:
-            return StoreError(f"{where} stayed locked by another process for more than "
-                              f"{self.timeout:g} s ({text})")
-        if "readonly" in low or "read-only" in low:
-            return StoreError(f"cannot {action} {where}: it is read-only ({text})")
-        if any(w in low for w in ("not a database", "malformed", "corrupt", "not a vidgen")):
-            return StoreError(f"{where} is corrupt or not a vidgen consent registry ({text}); "
-                              "restore it from a backup or move it aside")
-        return StoreError(f"cannot {action} {where}: {text}")
+    def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return SqliteErrors(f"consent registry {self.path}", "consent registry", self.timeout,
+                            corrupt_hint="restore it from a backup or move it aside",
+                            ).translate(action)
 
 
 def _check_person_id(person_id: object) -> None:
