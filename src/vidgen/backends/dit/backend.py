@@ -49,8 +49,8 @@ class DiTBackend:
         path = Path(weights) if weights is not None else weights_dir() / DEFAULT_WEIGHTS
         if not path.is_file():
             raise ConfigurationError(
-                f"no DiT weights at {path}: pass weights= a checkpoint written by "
-                "`vidgen train` (python -m vidgen.training.train --export ...)")
+                f"no DiT weights at {path}: none ship yet; pass weights= a checkpoint "
+                "from `vidgen train --export`")
         if sampler not in SAMPLERS:
             raise ConfigurationError(f"unknown sampler {sampler!r}; choose from "
                                      f"{', '.join(SAMPLERS)}")
