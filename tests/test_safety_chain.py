@@ -186,3 +186,13 @@ def test_cli_policy_check_and_consent_registry(tmp_path: Path, capsys: pytest.Ca
     (row,) = json.loads(capsys.readouterr().out)
     assert row["person_id"] == "p-9" and row["revoked_at"] and row["consent"]["tasks"] == [
         "edit", "extend"]
+
+
+def test_the_scene_caption_language_is_never_refused() -> None:
+    """The default backend's whole caption space passes the policy (no over-refusal)."""
+    from vidgen.safety import check_prompt
+    from vidgen.training.data import caption_space
+
+    refused = [c for split in ("train", "heldout") for c in caption_space(split)
+               if not check_prompt(c).allowed]
+    assert refused == []
