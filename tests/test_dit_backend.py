@@ -17,6 +17,8 @@ from vidgen.training.autoencoder import AutoencoderConfig, VideoAutoencoder, sav
 from vidgen.training.train import TrainConfig, export, train
 from vidgen.types import GenerationRequest, Inputs, Task, Video
 
+from .conftest import DevKeys
+
 torch.set_num_threads(1)
 
 
@@ -87,3 +89,18 @@ def test_backend_tasks_are_deterministic(trained: tuple[Path, Path, TrainConfig]
 def test_missing_weights_name_the_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="no DiT weights"):
         DiTBackend(weights=tmp_path / "nope.safetensors")
+
+
+def test_shipped_weights_generate_through_the_chain(dev_keys: DevKeys, tmp_path: Path) -> None:
+    """The contract call: ``Pipeline.from_backend("dit")`` with the embedded weights, on CPU."""
+    from vidgen.pipeline import Pipeline
+
+    pipe = Pipeline.from_backend("dit", signer=dev_keys.signer())
+    caps = pipe.backend.capabilities()
+    assert caps.model_id == "vidgen/dit-tiny" and caps.default_frames == 16
+    res = pipe.generate("a red circle moving right", num_frames=16, seed=0,
+                        output=tmp_path / "dit.mp4")
+    assert res.video.frames.shape == (16, 64, 64, 3) and res.path.is_file()
+    request = GenerationRequest(prompt="a red circle moving right", seed=0)
+    first, second = pipe.backend.sample(request), pipe.backend.sample(request)
+    assert np.array_equal(first.frames, second.frames)  # same seed, same frames on CPU
