@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 
 from vidgen.errors import StoreError
+from vidgen.paths import user_data_file
 from vidgen.sqlite_errors import SqliteErrors
 
 ENV_STORE = "VIDGEN_STORE"
@@ -44,11 +45,7 @@ _MAX_ID = (1 << 32) - 1
 
 def default_store_path() -> Path:
     """``$VIDGEN_STORE``, else ``$XDG_DATA_HOME/vidgen/manifests.sqlite3`` (``~/.local/share``)."""
-    env = os.environ.get(ENV_STORE)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "vidgen" / STORE_FILE
+    return user_data_file(ENV_STORE, STORE_FILE)
 
 
 @attrs.frozen

@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vidgen.errors import ConfigurationError, StoreError
+from vidgen.paths import user_data_file
 from vidgen.sqlite_errors import SqliteErrors
 from vidgen.types import Task
 
@@ -56,11 +57,7 @@ Embeddings = npt.NDArray[np.float32]
 
 def default_registry_path() -> Path:
     """``$VIDGEN_CONSENT_DB``, else ``$XDG_DATA_HOME/vidgen/consent.sqlite3``."""
-    env = os.environ.get(ENV_CONSENT_DB)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "vidgen" / REGISTRY_FILE
+    return user_data_file(ENV_CONSENT_DB, REGISTRY_FILE)
 
 
 # --- value types -----------------------------------------------------------------------

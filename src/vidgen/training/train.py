@@ -38,6 +38,7 @@ from vidgen.backends.text_encoder import CaptionEncoderConfig
 from vidgen.diffusion import add_noise, diffusion_loss, get_schedule, sample_training_t, target
 from vidgen.diffusion.targets import Prediction, TimeSampling, check_prediction
 from vidgen.errors import ConfigurationError
+from vidgen.paths import weights_dir
 from vidgen.training.data import SceneDataset, clip_to_tensor
 
 Log = Callable[[dict[str, Any]], None]
@@ -77,10 +78,6 @@ class TrainConfig:
             prediction=self.prediction, latent_channels=latent_channels,
             text=CaptionEncoderConfig(width=self.text_width, depth=self.text_depth),
             autoencoder=Path(self.autoencoder).name, overrides=dict(self.overrides))
-
-
-def weights_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "weights"
 
 
 def resolve_weights(name: str) -> Path:

@@ -24,14 +24,11 @@ from vidgen.diffusion.guidance import batched_cfg
 from vidgen.diffusion.samplers import SAMPLERS, sample
 from vidgen.diffusion.targets import check_prediction
 from vidgen.errors import BackendError, ConfigurationError
+from vidgen.paths import weights_dir
 from vidgen.training.autoencoder import VideoAutoencoder, load_autoencoder
 from vidgen.types import GenerationRequest, Task, Video
 
 DEFAULT_WEIGHTS = "dit-tiny.safetensors"
-
-
-def weights_dir() -> Path:
-    return Path(__file__).resolve().parent.parent.parent / "weights"
 
 
 def _file_digest(path: Path) -> str:
