@@ -286,7 +286,7 @@ def _cmd_consent_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from vidgen.training.train import TrainConfig, export, train
+    from vidgen.training.train import Hardware, TrainConfig, default_device, export, train
 
     overrides = {}
     for item in args.override:
@@ -299,7 +299,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigurationError(f"--override {item!r}: {value!r} is not JSON") from exc
     config = TrainConfig(architecture=args.backend, preset=args.preset, steps=args.steps,
                          batch_size=args.batch_size, lr=args.lr, cache_clips=args.cache_clips,
-                         seed=args.seed, overrides=overrides, autoencoder=args.autoencoder)
+                         seed=args.seed, overrides=overrides, autoencoder=args.autoencoder,
+                         warmup=args.warmup)
 
     def log(record: dict[str, Any]) -> None:
         if args.json:
@@ -310,8 +311,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         else:
             err.print(json.dumps(record), highlight=False)
 
+    hardware = Hardware(device=default_device() if args.device == "auto" else args.device,
+                        precision=args.precision, compile=args.compile, workers=args.workers,
+                        fit_to_time=args.fit_to_time)
     step = train(config, args.out, max_minutes=args.max_minutes, threads=args.threads,
-                 device=args.device, log=log)
+                 hardware=hardware, cache_only=args.cache_only, log=log)
+    if args.cache_only:
+        err.print(f"latent cache ready in {escape(str(args.out))}")
+        return 0
     if args.export is not None:
         path = export(args.out, args.export)
         err.print(f"exported the EMA weights at step {step} to {escape(str(path))}")
@@ -493,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--cache-clips", type=int, default=4096)
+    t.add_argument("--warmup", type=int, default=250, help="learning-rate warmup steps")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--autoencoder", default="vae-tiny.safetensors",
                    help="autoencoder weights (shipped name or path)")
@@ -501,7 +509,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-minutes", type=float, default=None,
                    help="stop cleanly after this long (rerun to resume)")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    t.add_argument("--device", default="cpu")
+    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    t.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16 autocasts the forward pass (for GPUs)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the denoiser")
+    t.add_argument("--workers", type=int, default=0,
+                   help="processes rendering the latent cache (default: in-process)")
+    t.add_argument("--fit-to-time", action="store_true",
+                   help="with --max-minutes: time the first steps, then set the step horizon "
+                        "(and the learning-rate decay) to end at the deadline")
+    t.add_argument("--cache-only", action="store_true",
+                   help="build the run's latent cache and stop")
     t.add_argument("--export", type=Path, default=None,
                    help="write the EMA weights (fp16) here when done")
     t.add_argument("--json", action="store_true", help="log JSON lines to stdout")

@@ -100,7 +100,10 @@ class CaptionEncoder(nn.Module):
     def forward(self, captions: Sequence[str]) -> TextEncoding:
         device = self.embed.weight.device
         ids, mask = self.tokenizer(captions)
-        ids, mask = ids.to(device), mask.to(device)  # (B, L)
+        return self.encode_ids(ids.to(device), mask.to(device))
+
+    def encode_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> TextEncoding:
+        """Already tokenized captions (the trainer tokenizes its whole cache once)."""
         x = self.embed(ids) + self.position[: ids.shape[1]]  # (B, L, D)
         x = self.layers(x, src_key_padding_mask=~mask)  # (B, L, D)
         x = self.norm(x)

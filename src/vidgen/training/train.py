@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
+import numpy as np
 import torch
 
 from vidgen.backends.latent import (
@@ -39,7 +41,7 @@ from vidgen.diffusion import add_noise, diffusion_loss, get_schedule, sample_tra
 from vidgen.diffusion.targets import Prediction, TimeSampling, check_prediction
 from vidgen.errors import ConfigurationError
 from vidgen.paths import weights_dir
-from vidgen.training.data import SceneDataset, clip_to_tensor
+from vidgen.training.data import SceneDataset
 
 Log = Callable[[dict[str, Any]], None]
 
@@ -94,27 +96,52 @@ def resolve_weights(name: str) -> Path:
 # --- the latent cache -----------------------------------------------------------------------
 
 
+def _render_chunk(job: tuple[int, int, int, int, int, int]) -> tuple[list[str], np.ndarray]:
+    """Render training items [first, last) (a worker process's share of the cache)."""
+    frames, height, width, seed, first, last = job
+    data = SceneDataset("train", num_frames=frames, height=height, width=width, seed=seed)
+    items = [data.item(i) for i in range(first, last)]
+    return [c for c, _ in items], np.stack([clip for _, clip in items])  # (n, T, H, W, 3)
+
+
 @torch.no_grad()
-def build_latent_cache(config: TrainConfig, path: Path, log: Log) -> dict[str, Any]:
-    """Render ``cache_clips`` training clips and encode them (once per run directory)."""
+def build_latent_cache(config: TrainConfig, path: Path, log: Log, *, device: str = "cpu",
+                       workers: int = 0) -> dict[str, Any]:
+    """Render ``cache_clips`` training clips and encode them (once per run directory).
+
+    Items are addressed by index, so the cache is the same for any number of
+    render ``workers`` (forked processes, as DataLoader workers are: rendering is numpy)
+    and the autoencoder runs on ``device``.
+    """
     from vidgen.training.autoencoder import load_autoencoder
 
-    vae = load_autoencoder(resolve_weights(config.autoencoder)).eval()
-    data = SceneDataset("train", num_frames=config.num_frames, height=config.height,
-                        width=config.width, seed=config.seed)
+    vae = load_autoencoder(resolve_weights(config.autoencoder)).eval().to(device)
+    chunk = 256 if workers else 32
+    jobs = [(config.num_frames, config.height, config.width, config.seed, first,
+             min(first + chunk, config.cache_clips))
+            for first in range(0, config.cache_clips, chunk)]
     captions: list[str] = []
     latents: list[torch.Tensor] = []
     start = time.monotonic()
-    for first in range(0, config.cache_clips, 32):
-        items = [data.item(i) for i in range(first, min(first + 32, config.cache_clips))]
-        x = torch.stack([clip_to_tensor(clip) for _, clip in items])  # (b, 3, T, H, W)
-        latents.append(vae.encode_latents(x).half())  # (b, C, T', H', W')
-        captions += [c for c, _ in items]
-        if first % 512 == 0:
-            log({"event": "cache", "clips": len(captions), "of": config.cache_clips,
-                 "seconds": round(time.monotonic() - start, 1)})
+    pool = multiprocessing.get_context("fork").Pool(workers) if workers else None
+    try:
+        rendered = pool.imap(_render_chunk, jobs) if pool is not None else map(_render_chunk, jobs)
+        for names, clips in rendered:
+            x = torch.from_numpy(clips).to(device).permute(0, 4, 1, 2, 3)  # (b, 3, T, H, W) uint8
+            for part in torch.split(x, 32 if device == "cpu" else 256):
+                z = vae.encode_latents(part.float() / 127.5 - 1.0)  # (b, C, T', H', W')
+                latents.append(z.half().cpu())
+            captions += names
+            if len(captions) % 2048 < chunk or len(captions) == config.cache_clips:
+                log({"event": "cache", "clips": len(captions), "of": config.cache_clips,
+                     "seconds": round(time.monotonic() - start, 1)})
+    finally:
+        if pool is not None:
+            pool.terminate()
     cache = {"captions": captions, "latents": torch.cat(latents)}
-    torch.save(cache, path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(cache, tmp)
+    tmp.replace(path)
     return cache
 
 
@@ -130,8 +157,7 @@ def _lr(config: TrainConfig, step: int) -> float:
 
 @torch.no_grad()
 def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-        e.lerp_(p, 1.0 - decay)
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
 
 
 def _check_config(run: Path, config: TrainConfig) -> None:
@@ -147,12 +173,48 @@ def _check_config(run: Path, config: TrainConfig) -> None:
     saved.write_text(json.dumps(mine, indent=1, sort_keys=True))
 
 
+@attrs.frozen
+class Hardware:
+    """How a run executes, not what it learns (so it may change between resumed chunks).
+
+    ``precision="bf16"`` autocasts the forward pass (CUDA); ``compile`` wraps the
+    denoiser in ``torch.compile``; ``workers`` render the latent cache in
+    parallel; ``fit_to_time`` (with ``max_minutes``) times the first steps and
+    then sets the step horizon, and so the learning-rate decay, to end at the
+    deadline — the way to use a fixed GPU lease fully.
+    """
+
+    device: str = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    workers: int = 0
+    fit_to_time: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigurationError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigurationError(f"device {self.device!r} asked for, but torch sees no GPU")
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def train(config: TrainConfig, run: str | Path, *, max_minutes: float | None = None,
-          threads: int | None = None, device: str = "cpu", log: Log | None = None) -> int:
-    """Train (or resume) the run in ``run`` up to ``config.steps``; returns the step reached."""
+          threads: int | None = None, device: str = "cpu", hardware: Hardware | None = None,
+          cache_only: bool = False, log: Log | None = None) -> int:
+    """Train (or resume) the run in ``run`` up to ``config.steps``; returns the step reached.
+
+    ``cache_only`` builds the run's latent cache and returns 0 (so several runs
+    with the same data recipe can share one cache file).
+    """
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     check_prediction(config.prediction)
+    hardware = hardware if hardware is not None else Hardware(device=device)
+    if hardware.fit_to_time and max_minutes is None:
+        raise ConfigurationError("fit_to_time needs max_minutes (the deadline to fit)")
     if threads is not None:
         torch.set_num_threads(threads)
     with (run / "log.jsonl").open("a") as log_file:
@@ -167,21 +229,31 @@ def train(config: TrainConfig, run: str | Path, *, max_minutes: float | None = N
         # CPU state (it breaks float edge cases elsewhere), so it is reset afterwards.
         torch.set_flush_denormal(True)
         try:
-            return _train(config, run, max_minutes, device, emit)
+            return _train(config, run, max_minutes, hardware, emit, cache_only)
         finally:
             torch.set_flush_denormal(False)
 
 
-def _train(config: TrainConfig, run: Path, max_minutes: float | None, device: str,
-           emit: Log) -> int:
+def _load_cache(config: TrainConfig, run: Path, hardware: Hardware, emit: Log) -> dict[str, Any]:
+    cache_path = run / "latents.pt"
+    if cache_path.exists():
+        cache: dict[str, Any] = torch.load(cache_path, weights_only=True)
+        return cache
+    return build_latent_cache(config, cache_path, emit, device=hardware.device,
+                              workers=hardware.workers)
+
+
+def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: Hardware,
+           emit: Log, cache_only: bool) -> int:
+    start_time = time.monotonic()
+    deadline = None if max_minutes is None else start_time + 60 * max_minutes
+    device = hardware.device
     schedule = get_schedule(config.schedule)
     _check_config(run, config)
-
-    cache_path = run / "latents.pt"
-    cache = (torch.load(cache_path, weights_only=True) if cache_path.exists()
-             else build_latent_cache(config, cache_path, emit))
-    latents: torch.Tensor = cache["latents"]
-    captions: Sequence[str] = cache["captions"]
+    cache = _load_cache(config, run, hardware, emit)
+    if cache_only:
+        return 0
+    latents: torch.Tensor = cache["latents"].to(device)  # (N, C, T', H', W') fp16
     spec = config.spec(latents.shape[1])
 
     torch.manual_seed(config.seed)
@@ -189,10 +261,18 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, device: st
     ema = TextConditionedDenoiser(spec).to(device)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
+    # The whole cache is tokenized once, padded to one length: fixed shapes for compile.
+    ids, mask = model.text_encoder.tokenizer([*cache["captions"], ""])  # (N+1, L)
+    ids, mask = ids.to(device), mask.to(device)
+    empty_ids, empty_mask = ids[-1], mask[-1]
+    cuda = device.startswith("cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay, betas=(0.9, 0.99))
+                                  weight_decay=config.weight_decay, betas=(0.9, 0.99),
+                                  fused=cuda or None)
     step = 0
     generator = torch.Generator().manual_seed(config.seed)
+    # On a GPU the noise is drawn there (a batch of CPU normals costs more than the step).
+    noise = torch.Generator(device).manual_seed(config.seed + 1) if cuda else generator
     if (run / "state.pt").exists():
         model.load_state_dict(load_checkpoint(run / "last.safetensors")[0].state_dict())
         ema.load_state_dict(load_checkpoint(run / "ema.safetensors")[0].state_dict())
@@ -200,52 +280,105 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, device: st
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
         generator.set_state(state["generator"])
+        if cuda and "noise" in state:
+            noise.set_state(state["noise"])
         emit({"event": "resume", "step": step})
     model.train()
+    denoiser: Callable[..., torch.Tensor] = model.denoiser
+    if hardware.compile:
+        denoiser = torch.compile(model.denoiser)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    emit({"event": "start", "step": step, "device": device, "precision": hardware.precision,
+          "compile": hardware.compile, "clips": len(latents),
+          "parameters": sum(p.numel() for p in model.parameters()),
+          "gpu": torch.cuda.get_device_name(device) if cuda else None})
 
     def checkpoint() -> None:
         save_checkpoint(model, run / "last.safetensors")
         save_checkpoint(ema, run / "ema.safetensors", extra={"step": str(step)})
         tmp = run / "state.pt.tmp"
         torch.save({"optimizer": optimizer.state_dict(), "step": step,
-                    "generator": generator.get_state()}, tmp)
+                    "generator": generator.get_state(),
+                    "noise": noise.get_state() if cuda else None}, tmp)
         tmp.replace(run / "state.pt")
 
-    deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
-    window_start, window_loss, window_steps = time.monotonic(), 0.0, 0
-    while step < config.steps:
-        index = torch.randint(len(captions), (config.batch_size,), generator=generator)
-        x0 = latents[index].float().to(device)  # (B, C, T', H', W')
+    first_step = step
+    calibrate_from, calibrate_at = first_step + 10, first_step + max(20, min(300, config.warmup))
+    calibrate_time = time.monotonic()
+    window_start, window_steps = time.monotonic(), 0
+    window_loss = torch.zeros((), device=device)
+    autocast = torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16,
+                              enabled=hardware.precision == "bf16")
+    prediction = config.prediction
+
+    def forward_backward(denoiser: Callable[..., torch.Tensor], x_t: torch.Tensor,
+                         t: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+                         x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        with autocast:
+            text = model.text_encoder.encode_ids(ids, mask)
+            out = denoiser(x_t, t, text.tokens, text.mask, text.pooled)  # (B, C, T', H', W')
+        loss = diffusion_loss(out.float(), target(prediction, x0, eps, t, schedule))
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    fitted = not hardware.fit_to_time
+    while step < config.steps or not fitted:
+        index = torch.randint(len(latents), (config.batch_size,), generator=generator)
         drop = torch.rand(config.batch_size, generator=generator) < config.caption_dropout
-        batch_captions = ["" if d else captions[i] for i, d in zip(index.tolist(), drop.tolist(),
-                                                                 strict=True)]
         t = sample_training_t(config.batch_size, generator, kind=config.time_sampling,
                               device=device)
-        eps = torch.randn(x0.shape, generator=generator).to(device)
+        index, drop = index.to(device), drop.to(device)
+        x0 = latents[index].float()  # (B, C, T', H', W')
+        eps = torch.randn(x0.shape, generator=noise, device=noise.device).to(device)
+        batch_ids = torch.where(drop[:, None], empty_ids, ids[index])  # (B, L)
+        batch_mask = torch.where(drop[:, None], empty_mask, mask[index])  # (B, L)
         x_t = add_noise(x0, eps, t, schedule)
-        out = model(x_t, t, batch_captions)
-        loss = diffusion_loss(out, target(config.prediction, x0, eps, t, schedule))
         for group in optimizer.param_groups:
             group["lr"] = _lr(config, step)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+
+        batch = (x_t, t, batch_ids, batch_mask, x0, eps)
+        if step == first_step and denoiser is not model.denoiser:
+            try:
+                loss = forward_backward(denoiser, *batch)
+            except Exception as exc:  # a compiler failure has many types; eager still works
+                emit({"event": "compile_failed", "error": f"{type(exc).__name__}: {exc}"[:800]})
+                optimizer.zero_grad(set_to_none=True)
+                denoiser = model.denoiser
+                loss = forward_backward(denoiser, *batch)
+        else:
+            loss = forward_backward(denoiser, *batch)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         _ema_update(ema, model, config.ema_decay if step > config.warmup else 0.0)
         step += 1
-        window_loss += float(loss.detach())
+        window_loss += loss.detach()
         window_steps += 1
+        if step == calibrate_from:
+            calibrate_time = time.monotonic()  # compile and warm-up are behind us
+        if hardware.fit_to_time and deadline is not None and step == calibrate_at:
+            rate = (calibrate_at - calibrate_from) / (time.monotonic() - calibrate_time)
+            horizon = step + int(0.97 * rate * (deadline - time.monotonic()))
+            config = attrs.evolve(config, steps=max(step + 1, horizon))
+            _check_config(run, config)
+            fitted = True
+            emit({"event": "fit", "step": step, "steps_per_s": round(rate, 2),
+                  "horizon": config.steps})
         if step % config.log_every == 0:
             elapsed = time.monotonic() - window_start
-            emit({"event": "train", "step": step, "loss": round(window_loss / window_steps, 5),
+            emit({"event": "train", "step": step,
+                  "loss": round(float(window_loss) / window_steps, 5),
                   "lr": _lr(config, step), "steps_per_s": round(window_steps / elapsed, 3)})
-            window_start, window_loss, window_steps = time.monotonic(), 0.0, 0
+            window_start, window_steps = time.monotonic(), 0
+            window_loss.zero_()
         if step % config.checkpoint_every == 0:
             checkpoint()
         if deadline is not None and time.monotonic() > deadline:
             break
     checkpoint()
-    emit({"event": "stop", "step": step})
+    emit({"event": "stop", "step": step, "minutes": round((time.monotonic() - start_time) / 60, 2)})
     return step
 
 
@@ -256,4 +389,5 @@ def export(run: str | Path, output: str | Path) -> Path:
                            extra={"step": metadata.get("step", "?"), "source": "vidgen train"})
 
 
-__all__ = ["TrainConfig", "build_latent_cache", "export", "resolve_weights", "train"]
+__all__ = ["Hardware", "TrainConfig", "build_latent_cache", "default_device", "export",
+           "resolve_weights", "train"]
