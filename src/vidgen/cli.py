@@ -300,7 +300,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(architecture=args.backend, preset=args.preset, steps=args.steps,
                          batch_size=args.batch_size, lr=args.lr, cache_clips=args.cache_clips,
                          seed=args.seed, overrides=overrides, autoencoder=args.autoencoder,
-                         warmup=args.warmup)
+                         warmup=args.warmup, init=args.init)
 
     def log(record: dict[str, Any]) -> None:
         if args.json:
@@ -501,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--cache-clips", type=int, default=4096)
     t.add_argument("--warmup", type=int, default=250, help="learning-rate warmup steps")
+    t.add_argument("--init", default="",
+                   help="start a fresh run from these weights (e.g. to fine-tune onto a new "
+                        "autoencoder)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--autoencoder", default="vae-tiny.safetensors",
                    help="autoencoder weights (shipped name or path)")

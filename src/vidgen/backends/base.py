@@ -137,7 +137,8 @@ def _builtin_factories() -> dict[str, str]:
     # Built-ins are also declared as entry points in pyproject.toml; listing them
     # here keeps them available when vidgen runs from a source tree without metadata.
     return {"scene": "vidgen.backends.scene:SceneBackend",
-            "dit": "vidgen.backends.dit:DiTBackend"}
+            "dit": "vidgen.backends.dit:DiTBackend",
+            "stunet": "vidgen.backends.stunet:STUNetBackend"}
 
 
 def _load_target(target: str) -> BackendFactory:

@@ -1,7 +1,7 @@
 """What the native latent-diffusion backends share: text encoder + denoiser, and checkpoints.
 
 A ``TextConditionedDenoiser`` pairs the caption encoder with a denoiser network
-(the DiT, or another architecture with the same call signature). Its
+(the DiT, the STUNet, or another architecture with the same call signature). Its
 checkpoint is one safetensors file: the weights, and in the metadata the
 architecture, presets, diffusion parametrisation and the autoencoder it works
 with, so a backend can rebuild everything from the file alone.
@@ -33,7 +33,7 @@ class Denoiser(Protocol):
 class ModelSpec:
     """Everything needed to rebuild a trained model (stored in checkpoint metadata)."""
 
-    architecture: str  # "dit", ...
+    architecture: str  # "dit", "stunet", ...
     preset: str
     schedule: str = "flow"
     prediction: str = "flow"
@@ -71,11 +71,23 @@ def _dit_factory(spec: ModelSpec) -> nn.Module:
     return DiT(config)
 
 
+def _stunet_factory(spec: ModelSpec) -> nn.Module:
+    from vidgen.backends.stunet.model import STUNET_PRESETS, STUNet
+
+    if spec.preset not in STUNET_PRESETS:
+        raise ConfigurationError(f"unknown STUNet preset {spec.preset!r}; "
+                                 f"choose from {', '.join(STUNET_PRESETS)}")
+    config = attrs.evolve(STUNET_PRESETS[spec.preset], in_channels=spec.latent_channels,
+                          text_dim=spec.text.width, **_tuple_fields(spec.overrides))
+    return STUNet(config)
+
+
 def _tuple_fields(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
 
 
 register_architecture("dit", _dit_factory)
+register_architecture("stunet", _stunet_factory)
 
 
 class TextConditionedDenoiser(nn.Module):

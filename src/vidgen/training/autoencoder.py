@@ -572,7 +572,7 @@ def save_autoencoder(model: VideoAutoencoder, path: str | Path, *,
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(dtype).contiguous()
+    state = {k: v.detach().to("cpu", dtype).contiguous()
              for k, v in model.state_dict().items()
              if k not in ("scaling_factor", "shift_factor")}
     metadata = {

@@ -73,6 +73,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 25
+    init: str = ""  # start a fresh run from these weights (fine-tuning), else from scratch
 
     def spec(self, latent_channels: int) -> ModelSpec:
         return ModelSpec(
@@ -165,7 +166,9 @@ def _check_config(run: Path, config: TrainConfig) -> None:
     mine = attrs.asdict(config)
     if saved.exists():
         theirs = json.loads(saved.read_text())
-        changed = {k for k in mine if k != "steps" and theirs.get(k) != mine[k]}
+        defaults = {f.name: f.default for f in attrs.fields(TrainConfig)}
+        changed = {k for k in mine
+                   if k != "steps" and theirs.get(k, defaults[k]) != mine[k]}
         if changed:
             raise ConfigurationError(
                 f"{run} holds a run with a different recipe ({', '.join(sorted(changed))}); "
@@ -283,6 +286,15 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: 
         if cuda and "noise" in state:
             noise.set_state(state["noise"])
         emit({"event": "resume", "step": step})
+    elif config.init:
+        start, _ = load_checkpoint(resolve_weights(config.init))
+        # Another autoencoder is allowed: fine-tuning to a new latent space is the point.
+        if attrs.evolve(start.spec, autoencoder=spec.autoencoder) != spec:
+            raise ConfigurationError(f"{config.init} holds another model ({start.spec}); "
+                                     f"cannot start {spec} from it")
+        model.load_state_dict(start.state_dict())
+        ema.load_state_dict(start.state_dict())
+        emit({"event": "init", "weights": config.init})
     model.train()
     denoiser: Callable[..., torch.Tensor] = model.denoiser
     if hardware.compile:

@@ -220,7 +220,7 @@ def evaluate(model: VideoAutoencoder, clips: torch.Tensor, batch_size: int = 4
     model.eval()
     per_clip, first, rest = [], [], []
     for i in range(0, clips.shape[0], batch_size):
-        x = to_model_input(clips[i:i + batch_size])  # (b, 3, T, H, W)
+        x = to_model_input(clips[i:i + batch_size]).to(model.scaling_factor.device)
         x_hat = model(x, sample=False).reconstruction.clamp(-1.0, 1.0)
         per_clip.append(psnr(x_hat, x, dims=(1, 2, 3, 4)))
         per_frame = psnr(x_hat, x, dims=(1, 3, 4))  # (b, T)
@@ -237,9 +237,15 @@ def evaluate(model: VideoAutoencoder, clips: torch.Tensor, batch_size: int = 4
 
 
 def train(config: TrainConfig, out: str | Path, *, resume: bool = True,
-          log: Callable[[dict[str, Any]], None] | None = None) -> VideoAutoencoder:
+          log: Callable[[dict[str, Any]], None] | None = None, device: str = "cpu",
+          init: str | Path | None = None, max_minutes: float | None = None) -> VideoAutoencoder:
     """Train (or resume) a run in ``out`` up to ``config.steps``; returns the model with its
-    latent scaling calibrated. Logs go to ``out/log.jsonl`` and to ``log`` if given."""
+    latent scaling calibrated. Logs go to ``out/log.jsonl`` and to ``log`` if given.
+
+    ``init`` starts a fresh run from existing weights (fine-tuning: the latent space
+    stays close to theirs); ``max_minutes`` ends the run early at a deadline, calibrated
+    and checkpointed as if it had reached ``steps``.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log_file = out / "log.jsonl"
@@ -251,7 +257,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = True,
             log(record)
 
     torch.manual_seed(config.seed)
-    model = VideoAutoencoder(config.model_config)
+    model = VideoAutoencoder(config.model_config).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW(
@@ -266,6 +272,13 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = True,
         state = torch.load(model_path.with_suffix(".pt"), weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         emit({"event": "resume", "step": step, "checkpoint": model_path.name})
+    elif init is not None:
+        start_weights = load_autoencoder(init)
+        if start_weights.config != model.config:
+            raise ConfigurationError(f"{init} is not a {config.preset!r} autoencoder")
+        model.load_state_dict(start_weights.state_dict())
+        emit({"event": "init", "weights": str(init)})
+    deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
 
     start = time.perf_counter()
     cache = render_clips("train", config.cache_clips, seed=config.seed,
@@ -283,7 +296,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = True,
         lr = learning_rate(config, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x = training_batch(cache, config, step)  # (B, 3, T, S, S)
+        x = training_batch(cache, config, step).to(device)  # (B, 3, T, S, S)
         output = model(x)
         x_hat = output.reconstruction
         l1 = (x_hat - x).abs().mean()
@@ -297,6 +310,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = True,
         optimizer.step()
         step += 1
         window_clips += x.shape[0]
+        if deadline is not None and time.monotonic() > deadline and step < config.steps:
+            emit({"event": "deadline", "step": step})
+            config = attrs.evolve(config, steps=step)  # finish (calibrate, save) here
         if step % config.log_every == 0 or step == config.steps:
             elapsed = time.perf_counter() - window_start
             emit({"step": step, "loss": loss.item(), "l1": l1.item(), "mse": mse.item(),
@@ -310,7 +326,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = True,
         if step % config.checkpoint_every == 0 or step == config.steps:
             if step == config.steps:
                 model.eval()
-                calibration = to_model_input(cache[:config.calibration_clips])
+                calibration = to_model_input(cache[:config.calibration_clips]).to(device)
                 shift, scale = model.calibrate_latents(calibration)
                 emit({"event": "calibrate", "shift_factor": shift, "scaling_factor": scale})
             metrics = evaluate(model, eval_clips)
@@ -376,6 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/vae"))
     parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from these weights (a fresh run only): fine-tuning")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="finish (calibrated, saved) at this deadline even before --steps")
     parser.add_argument("--export", type=Path, default=None,
                         help="write the final weights here, e.g. "
                              "src/vidgen/weights/vae-tiny.safetensors")
@@ -393,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_every=args.checkpoint_every, eval_clips=args.eval_clips)
     started = time.perf_counter()
     model = train(config, args.out, resume=not args.no_resume,
-                  log=lambda record: print(json.dumps(record), flush=True))
+                  log=lambda record: print(json.dumps(record), flush=True), device=args.device,
+                  init=args.init, max_minutes=args.max_minutes).cpu()
     if args.export is not None:
         clips = render_clips("heldout", config.eval_clips, seed=config.eval_seed)
         _, report = export(model, args.export, dtype=args.export_dtype, eval_clips=clips,

@@ -1,0 +1,222 @@
+"""What the native latent-diffusion backends share: sampling, image-to-video and extension.
+
+A ``LatentDiffusionBackend`` serves any ``TextConditionedDenoiser`` checkpoint
+of its architecture (the DiT, the STUNet): a subclass names itself, the
+architecture it accepts and its default weights file, and says which latent
+sizes its network needs.
+
+Sampling: caption -> caption encoder (and the empty caption for classifier-free
+guidance, both in one batch) -> an ODE/SDE sampler over the latent video ->
+the causal video autoencoder decodes frames. Image-to-video fixes the first
+latent frame (the causal autoencoder encodes a single frame on its own) and
+lets the sampler fill the rest; extension does the same with the last frames
+of the input clip, window by window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from vidgen.backends.base import Capabilities, ProgressCallback
+from vidgen.backends.latent import TextConditionedDenoiser, load_checkpoint
+from vidgen.diffusion import get_schedule
+from vidgen.diffusion.guidance import batched_cfg
+from vidgen.diffusion.samplers import SAMPLERS, sample
+from vidgen.diffusion.targets import check_prediction
+from vidgen.errors import BackendError, ConfigurationError
+from vidgen.paths import weights_dir
+from vidgen.training.autoencoder import VideoAutoencoder, load_autoencoder
+from vidgen.types import GenerationRequest, Task, Video
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+class LatentDiffusionBackend:
+    """Latent diffusion text-to-video (also image-to-video and extension) on CPU or GPU."""
+
+    name: str  # the backend's registry name, also the model id's prefix
+    architecture: ClassVar[str]  # the ``ModelSpec.architecture`` its checkpoints must have
+    label: ClassVar[str]  # the network's name in messages ("DiT")
+    default_weights: ClassVar[str]  # file name in vidgen/weights
+    default_preset: ClassVar[str]  # the preset of the default weights (for the training hint)
+
+    def __init__(self, *, weights: str | Path | None = None, device: str = "cpu",
+                 steps: int = 20, guidance: float = 3.0, sampler: str = "euler",
+                 threads: int | None = None) -> None:
+        default = weights_dir() / self.default_weights
+        path = Path(weights) if weights is not None else default
+        if not path.is_file():
+            raise ConfigurationError(self._missing_weights(path, shipped=weights is None))
+        if sampler not in SAMPLERS:
+            raise ConfigurationError(f"unknown sampler {sampler!r}; choose from "
+                                     f"{', '.join(SAMPLERS)}")
+        if steps < 1 or guidance < 0:
+            raise ConfigurationError("steps must be >= 1 and guidance >= 0")
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.device = torch.device(device)
+        self.model: TextConditionedDenoiser
+        self.model, self.metadata = load_checkpoint(path, device=self.device)
+        spec = self.model.spec
+        if spec.architecture != self.architecture:
+            raise ConfigurationError(
+                f"{path} holds a {spec.architecture!r} model; the {self.name!r} backend needs "
+                f"a {self.architecture!r} checkpoint (load it with the backend for "
+                f"{spec.architecture!r})")
+        vae_path = path.parent / spec.autoencoder
+        if not vae_path.is_file():
+            vae_path = weights_dir() / spec.autoencoder
+        if not vae_path.is_file():
+            raise ConfigurationError(f"the autoencoder {spec.autoencoder!r} that {path.name} was "
+                                     f"trained with is not beside it nor in {weights_dir()}")
+        self.vae: VideoAutoencoder = load_autoencoder(vae_path).to(self.device)
+        self.schedule = get_schedule(spec.schedule)
+        self.prediction = check_prediction(spec.prediction)
+        self.steps, self.guidance, self.sampler = steps, guidance, sampler
+        self.version = _file_digest(path)
+        self.preset = spec.preset
+
+    def _missing_weights(self, path: Path, *, shipped: bool) -> str:
+        train = (f"`vidgen train --backend {self.architecture} --preset {self.default_preset} "
+                 f"--out RUN --export {self.default_weights}`")
+        if shipped:
+            return (f"no {self.label} weights at {path}: none ship yet; make them with {train} "
+                    f"and pass weights= that file (or put it in {path.parent})")
+        return (f"no {self.label} weights at {path}; pass weights= a checkpoint from {train}")
+
+    def _latent_size_multiple(self) -> int:
+        """What the network needs latent H and W to be divisible by (1: any size)."""
+        return 1
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            tasks=frozenset({Task.TEXT_TO_VIDEO, Task.IMAGE_TO_VIDEO, Task.EXTEND}),
+            min_frames=1, max_frames=64, max_height=256, max_width=256,
+            default_frames=16, default_height=64, default_width=64, default_fps=8.0,
+            size_multiple=self._size_multiple(), device=str(self.device),
+            model_id=f"vidgen/{self.name}-{self.preset}", model_version=self.version,
+            deterministic=self.device.type == "cpu",
+        )
+
+    def _size_multiple(self) -> int:
+        return int(self.vae.config.spatial_down * self._latent_size_multiple())
+
+    # --- sampling ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _sample_latents(self, prompt: str, shape: tuple[int, ...], seed: int,
+                        known: tuple[torch.Tensor, torch.Tensor] | None,
+                        progress: ProgressCallback | None, steps: int, guidance: float,
+                        ) -> torch.Tensor:
+        tokens, mask, pooled = self.model.encode_text([prompt, ""])  # cond, uncond
+        cond = (tokens[:1], mask[:1], pooled[:1])
+        uncond = (tokens[1:], mask[1:], pooled[1:])
+
+        def denoiser(x: torch.Tensor, t: torch.Tensor, c: Any) -> torch.Tensor:
+            out: torch.Tensor = self.model.denoiser(x, t, *c)
+            return out
+
+        def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return batched_cfg(denoiser, x, t, cond, uncond, guidance)
+
+        def callback(done: int, total: int) -> None:
+            if progress is not None:
+                progress(done, total)
+
+        generator = torch.Generator().manual_seed(seed)
+        return sample(self.sampler, model, shape, self.schedule,
+                      self.prediction, steps, generator, known=known, callback=callback,
+                      device=self.device)
+
+    def _encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (T, H, W, 3) -> scaled latents (1, C, T', H', W')."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float()
+        return self.vae.encode_latents((x / 127.5 - 1.0)[None].to(self.device))
+
+    def _decode(self, z: torch.Tensor, num_frames: int) -> np.ndarray:
+        x = self.vae.decode(z, num_frames=num_frames)[0]  # (3, T, H, W) about [-1, 1]
+        frames = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return frames.permute(1, 2, 3, 0).cpu().numpy()  # (T, H, W, 3)
+
+    def sample(self, request: GenerationRequest, progress: ProgressCallback | None = None
+               ) -> Video:
+        caps = self.capabilities()
+        caps.check(request, self.name)
+        frames = request.num_frames or caps.default_frames
+        height, width = request.height or caps.default_height, request.width or caps.default_width
+        fps = request.fps or caps.default_fps
+        steps = request.num_steps or self.steps
+        guidance = request.guidance if request.guidance is not None else self.guidance
+        latent = (1, *self.vae.config.latent_shape(frames, height, width))  # (1, C, T', H', W')
+        if request.task == Task.TEXT_TO_VIDEO:
+            z = self._sample_latents(request.prompt, latent, request.seed, None, progress,
+                                     steps, guidance)
+            return Video(self._decode(z, frames), fps=fps)
+        if request.task == Task.IMAGE_TO_VIDEO:
+            image = request.inputs.image
+            if image is None:
+                raise BackendError("image_to_video needs an input image")
+            if image.shape[:2] != (height, width):
+                raise BackendError(f"the input image is {image.shape[1]}x{image.shape[0]}; "
+                                   f"this request generates {width}x{height}")
+            first = self._encode(image[None])  # (1, C, 1, H', W')
+            known = torch.zeros(latent, device=self.device)
+            known[:, :, :1] = first
+            mask = torch.zeros(1, 1, latent[2], 1, 1, device=self.device)
+            mask[:, :, 0] = 1.0
+            z = self._sample_latents(request.prompt, latent, request.seed, (known, mask),
+                                     progress, steps, guidance)
+            out = self._decode(z, frames)
+            out[0] = image  # the given first frame, exactly
+            return Video(out, fps=fps)
+        return self._extend(request, frames, height, width, fps, steps, guidance, progress)
+
+    def _extend(self, request: GenerationRequest, frames: int, height: int, width: int,
+                fps: float, steps: int, guidance: float,
+                progress: ProgressCallback | None) -> Video:
+        """New frames after the input clip: windows whose first frames are known context.
+
+        Each window is 16 frames; its first 7 (= 4 latent frames of the causal
+        autoencoder: 1 + 2 + 2 + 2) are the last 7 frames so far, and the 9 after
+        them are new. Windows repeat until ``frames`` new frames exist.
+        """
+        source = request.inputs.video
+        if source is None:
+            raise BackendError("extend needs an input video")
+        if source.frames.shape[1:3] != (height, width):
+            raise BackendError(f"the input video is {source.width}x{source.height}; this request "
+                               f"generates {width}x{height}")
+        context, window = 7, 16
+        down = self.vae.config.temporal_down
+        known_latents = 1 + (context - 1) // down
+        if source.num_frames < context:
+            raise BackendError(f"extend needs at least {context} input frames")
+        history = source.frames
+        new: list[np.ndarray] = []
+        made, index = 0, 0
+        while made < frames:
+            latent = (1, *self.vae.config.latent_shape(window, height, width))
+            known = torch.zeros(latent, device=self.device)
+            known[:, :, :known_latents] = self._encode(history[-context:])
+            mask = torch.zeros(1, 1, latent[2], 1, 1, device=self.device)
+            mask[:, :, :known_latents] = 1.0
+            z = self._sample_latents(request.prompt, latent, request.seed + index,
+                                     (known, mask), None, steps, guidance)
+            fresh = self._decode(z, window)[context:]
+            new.append(fresh)
+            history = np.concatenate([history[-context:], fresh])
+            made += len(fresh)
+            index += 1
+            if progress is not None:
+                progress(min(made, frames), frames)
+        return Video(np.concatenate(new)[:frames], fps=fps)
+
+
+__all__ = ["LatentDiffusionBackend"]
