@@ -417,10 +417,12 @@ def main(argv: list[str] | None = None) -> int:
                   log=lambda record: print(json.dumps(record), flush=True), device=args.device,
                   init=args.init, max_minutes=args.max_minutes).cpu()
     if args.export is not None:
+        found = latest_checkpoint(args.out)  # a deadline may have ended the run early
+        steps_done = found[0] if found is not None else config.steps
         clips = render_clips("heldout", config.eval_clips, seed=config.eval_seed)
         _, report = export(model, args.export, dtype=args.export_dtype, eval_clips=clips,
                            extra_metadata={"preset": config.preset,
-                                           "train_steps": str(config.steps)})
+                                           "train_steps": str(steps_done)})
         print(json.dumps({"event": "export", **report}), flush=True)
     print(json.dumps({"event": "done", "wall_s": round(time.perf_counter() - started, 1)}),
           flush=True)

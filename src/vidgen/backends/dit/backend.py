@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from vidgen.backends.latent_backend import LatentDiffusionBackend
 
-DEFAULT_WEIGHTS = "dit-tiny.safetensors"
+DEFAULT_WEIGHTS = "dit-small.safetensors"
 
 
 class DiTBackend(LatentDiffusionBackend):
