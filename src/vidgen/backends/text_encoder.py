@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import attrs
 import torch
@@ -110,55 +110,104 @@ class CaptionEncoder(nn.Module):
         return TextEncoding(tokens=x, mask=mask, pooled=x[:, 0])
 
 
+_HF_LAYOUT = ("a directory as written by save_pretrained: config.json, the weights "
+              "(model.safetensors, or pytorch_model.bin, or a sharded *.index.json) and the "
+              "tokenizer files (tokenizer.json + tokenizer_config.json)")
+_HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+               "pytorch_model.bin.index.json")
+# a vocabulary: without one, transformers 5 silently builds an empty default T5 tokenizer
+_HF_TOKENIZERS = ("tokenizer.json", "spiece.model", "tokenizer.model", "vocab.json")
+# model_type in config.json -> the transformers encoder class that loads it
+_HF_ENCODERS = {"clip": "CLIPTextModel", "clip_text_model": "CLIPTextModel",
+                "t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
+
+
 class HFTextEncoder(nn.Module):
     """A transformers CLIP/T5 text encoder and tokenizer from a local directory (frozen).
 
     ``path`` is a directory holding ``config.json``, the weights and the tokenizer
-    files; nothing is fetched from the hub (``local_files_only=True``).
+    files; nothing is fetched from the hub (``local_files_only=True``). A full CLIP
+    checkpoint (text + vision) loads its text tower; a T5 encoder-decoder its encoder.
+    The wrapped model stays in eval mode (no dropout) whatever ``train()`` is called with,
+    and ``max_length`` is capped at the model's position limit (CLIP: 77).
     """
 
     def __init__(self, path: str | Path, *, max_length: int = 77,
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
+        root = Path(path)
+        if not (root / "config.json").is_file():
+            raise ConfigurationError(f"no text encoder at {root} (no config.json): expected "
+                                     f"{_HF_LAYOUT}")
+        if not any((root / name).is_file() for name in _HF_WEIGHTS):
+            raise ConfigurationError(f"no text encoder weights in {root}: expected {_HF_LAYOUT}")
+        if not any((root / name).is_file() for name in _HF_TOKENIZERS):
+            raise ConfigurationError(f"no tokenizer vocabulary in {root} (none of "
+                                     f"{', '.join(_HF_TOKENIZERS)}): expected {_HF_LAYOUT}")
         try:
             import transformers
         except ImportError as exc:  # the optional extra is missing
             raise ConfigurationError(
-                "HFTextEncoder needs transformers: pip install 'vidgen[diffusers]'") from exc
-        root = Path(path)
-        if not (root / "config.json").is_file():
-            raise ConfigurationError(
-                f"no text encoder at {root}: expected a directory with config.json, the "
-                "weights (model.safetensors) and tokenizer files, as saved by save_pretrained")
+                "HFTextEncoder needs transformers: pip install 'vidgen[hf]'") from exc
         try:
             config = transformers.AutoConfig.from_pretrained(root, local_files_only=True)
+        except Exception as exc:  # a broken config.json or an unknown model_type
+            raise ConfigurationError(
+                f"could not read the text encoder config in {root}: {exc}; expected "
+                f"{_HF_LAYOUT}") from exc
+        model_type = str(getattr(config, "model_type", ""))
+        if model_type not in _HF_ENCODERS:
+            raise ConfigurationError(
+                f"{root} holds a {model_type or 'unknown'!r} model; HFTextEncoder loads "
+                f"{', '.join(sorted(_HF_ENCODERS))} text encoders")
+        try:
             self.tokenizer: Any = transformers.AutoTokenizer.from_pretrained(
                 root, local_files_only=True)
-            if getattr(config, "model_type", "") == "t5":
-                self.model: Any = transformers.T5EncoderModel.from_pretrained(
-                    root, local_files_only=True, dtype=dtype)
-            else:
-                self.model = transformers.CLIPTextModel.from_pretrained(
-                    root, local_files_only=True, dtype=dtype)
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"could not load a text encoder from {root}: {exc}") from exc
+        except Exception as exc:  # missing tokenizer files, or a slow-only tokenizer
+            raise ConfigurationError(
+                f"could not load the tokenizer in {root}: {exc}; expected {_HF_LAYOUT}") from exc
+        try:
+            encoder_class = getattr(transformers, _HF_ENCODERS[model_type])
+            self.model: Any = encoder_class.from_pretrained(
+                root, local_files_only=True, dtype=dtype)
+        except Exception as exc:  # unreadable or mismatched weights
+            raise ConfigurationError(
+                f"could not load the text encoder weights in {root}: {exc}; expected "
+                f"{_HF_LAYOUT}") from exc
+        if self.tokenizer.pad_token is None:  # padding a batch needs one
+            if self.tokenizer.eos_token is None:
+                raise ConfigurationError(f"the tokenizer in {root} has neither a pad nor an "
+                                         "eos token to pad a batch with")
+            self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model.requires_grad_(False)
-        self.max_length = max_length
-        self._dim = int(config.hidden_size if hasattr(config, "hidden_size") else config.d_model)
+        self.model.eval()
+        model_config = self.model.config  # the text config, also for a full CLIP checkpoint
+        positions = getattr(model_config, "max_position_embeddings", None)  # T5: relative
+        self.max_length = min(max_length, int(positions)) if positions else max_length
+        self._dim = int(model_config.hidden_size if hasattr(model_config, "hidden_size")
+                        else model_config.d_model)
 
     @property
     def dim(self) -> int:
         return self._dim
 
+    def train(self, mode: bool = True) -> Self:
+        """The encoder is frozen: the wrapped model stays in eval mode (no dropout)."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
     @torch.no_grad()
     def forward(self, captions: Sequence[str]) -> TextEncoding:
+        if not captions:
+            raise ValueError("HFTextEncoder needs at least one caption")
         batch = self.tokenizer(list(captions), padding=True, truncation=True,
                                max_length=self.max_length, return_tensors="pt")
         device = next(self.model.parameters()).device
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device).bool()
         out = self.model(input_ids=ids, attention_mask=mask)
         tokens = out.last_hidden_state.float()  # (B, L, D)
-        pooled = getattr(out, "pooler_output", None)
+        pooled = getattr(out, "pooler_output", None)  # CLIP: the eos state
         if pooled is None:  # T5: masked mean
             weights = mask.float().unsqueeze(-1)
             pooled = (tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0)
