@@ -128,7 +128,8 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = True
     model = build(args.preset, latent[0], patch).to(args.device)  # type: ignore[arg-type]
     inputs = step_inputs(model, args.batch, latent, args.text_len, args.device)  # type: ignore[arg-type]
-    tokens = args.batch * (latent[1] // patch[0]) * (latent[2] // patch[1]) * (latent[3] // patch[2])
+    tokens = (args.batch * (latent[1] // patch[0]) * (latent[2] // patch[1])
+              * (latent[3] // patch[2]))
     flops = count_flops(model, inputs)
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else None
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if gpu and k in gpu), None)
@@ -142,8 +143,9 @@ def main() -> None:
                       mfu_vs_bf16_peak=(round(flops / seconds / 1e12 / peak, 3) if peak else None))
         results.append(record)
         print(json.dumps(record), flush=True)
-    report = {"device": gpu or "cpu", "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "preset": args.preset, "parameters": parameter_count(model), "batch": args.batch,
+    report = {"device": gpu or "cpu", "threads": torch.get_num_threads(),
+              "torch": torch.__version__, "preset": args.preset,
+              "parameters": parameter_count(model), "batch": args.batch,
               "latent": latent, "patch": patch, "tokens_per_step": tokens,
               "flops_per_step": flops, "peak_bf16_tflops": peak, "results": results}
     text = json.dumps(report, indent=1)

@@ -22,7 +22,7 @@ def test_generate_json_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["path"] == str(out.absolute())
-    assert summary["num_frames"] == 8 and summary["backend"] == "scene"
+    assert summary["num_frames"] == 8 and summary["backend"] == "dit"
     assert summary["signer"] == "vidgen development signer"
     assert main(["verify", str(out), "--trust", str(keys / "ca.pem")]) == 0
     assert main(["verify", str(out)]) == 1

@@ -68,7 +68,8 @@ def test_backend_tasks_are_deterministic(trained: tuple[Path, Path, TrainConfig]
     _run, weights, _config = trained
     backend = DiTBackend(weights=weights, steps=2)
     caps = backend.capabilities()
-    assert caps.tasks == {Task.TEXT_TO_VIDEO, Task.IMAGE_TO_VIDEO, Task.EXTEND}
+    assert caps.tasks == {Task.TEXT_TO_VIDEO, Task.IMAGE_TO_VIDEO, Task.EXTEND, Task.EDIT,
+                          Task.STYLIZE, Task.INPAINT, Task.CINEMAGRAPH, Task.LOOP}
     request = GenerationRequest(prompt="a red circle moving left", num_frames=8, height=32,
                                 width=32, seed=3)
     a, b = backend.sample(request), backend.sample(request)
@@ -97,10 +98,31 @@ def test_shipped_weights_generate_through_the_chain(dev_keys: DevKeys, tmp_path:
 
     pipe = Pipeline.from_backend("dit", signer=dev_keys.signer())
     caps = pipe.backend.capabilities()
-    assert caps.model_id == "vidgen/dit-tiny" and caps.default_frames == 16
+    assert caps.model_id == "vidgen/dit-small" and caps.default_frames == 16
     res = pipe.generate("a red circle moving right", num_frames=16, seed=0,
                         output=tmp_path / "dit.mp4")
     assert res.video.frames.shape == (16, 64, 64, 3) and res.path.is_file()
     request = GenerationRequest(prompt="a red circle moving right", seed=0)
     first, second = pipe.backend.sample(request), pipe.backend.sample(request)
     assert np.array_equal(first.frames, second.frames)  # same seed, same frames on CPU
+
+
+def test_shipped_weights_follow_held_out_captions() -> None:
+    """The shipped model draws what held-out captions say (colour, motion), not noise."""
+    from vidgen.pipeline import DEFAULT_BACKEND
+    from vidgen.training.evaluate import evaluate_backend
+
+    assert DEFAULT_BACKEND == "dit"
+    report = evaluate_backend(DiTBackend(), n=6, threads=1)
+    scores = {m.name: m.value for m in report.metrics}
+    assert scores["found"] == 1.0 and scores["color"] >= 5 / 6 and scores["direction"] >= 4 / 6
+
+
+def test_words_outside_the_caption_language_are_refused(
+        trained: tuple[Path, Path, TrainConfig]) -> None:
+    from vidgen.errors import CaptionError
+
+    backend = DiTBackend(weights=trained[1])
+    with pytest.raises(CaptionError, match="elephant"):
+        backend.sample(GenerationRequest(prompt="a purple elephant dancing", num_frames=8,
+                                         height=32, width=32))

@@ -64,6 +64,7 @@ def _calls(pipe: Pipeline, task: Task, prompt: str, out: Path) -> None:
         Task.STYLIZE: lambda: pipe.stylize(clip, prompt, output=out),
         Task.CINEMAGRAPH: lambda: pipe.cinemagraph(image, mask, prompt, output=out),
         Task.EXTEND: lambda: pipe.extend(clip, prompt, num_frames=8, output=out),
+        Task.LOOP: lambda: pipe.loop(prompt, output=out),
     }
     run[task]()
 

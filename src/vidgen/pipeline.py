@@ -60,7 +60,7 @@ from vidgen.stages import (
 )
 from vidgen.types import Frames, GenerationRequest, GenerationResult, Inputs, Task, Video
 
-DEFAULT_BACKEND = "scene"
+DEFAULT_BACKEND = "dit"
 
 ImageInput = str | Path | Frames
 VideoInput = str | Path | Video
@@ -222,11 +222,20 @@ class Pipeline:
         return self._task(Task.EXTEND, prompt, Inputs(video=clip, video_source=source), output,
                           progress, {"num_frames": num_frames, **params})
 
+    def loop(
+        self, prompt: str, *, output: str | Path | None = None,
+        progress: ProgressCallback | None = None, **params: Any,
+    ) -> GenerationResult:
+        """A clip of ``prompt`` whose last frame flows back into its first (plays seamlessly
+        on repeat)."""
+        return self._task(Task.LOOP, prompt, Inputs(), output, progress, params)
+
     def _task(self, task: Task, prompt: str, inputs: Inputs, output: str | Path | None,
               progress: ProgressCallback | None, params: dict[str, Any]) -> GenerationResult:
-        fields = {k: params.pop(k) for k in ("num_frames", "height", "width", "fps", "seed",
-                                             "negative_prompt", "strength", "num_steps",
-                                             "guidance") if k in params}
+        fields: dict[str, Any] = _input_sizes(task, inputs)  # unless the caller gives them
+        fields.update({k: params.pop(k) for k in ("num_frames", "height", "width", "fps", "seed",
+                                                  "negative_prompt", "strength", "num_steps",
+                                                  "guidance") if k in params})
         request = GenerationRequest(prompt=prompt, task=task, inputs=inputs, options=params,
                                     **fields)
         return self.run(request, output=output, progress=progress)
@@ -351,6 +360,19 @@ def _mask(mask: MaskInput, shape: tuple[int, ...]) -> npt.NDArray[np.bool_]:
     if arr.shape != tuple(shape):
         raise ConfigurationError(f"mask shape {arr.shape} does not match the input {tuple(shape)}")
     return arr.astype(bool)
+
+
+def _input_sizes(task: Task, inputs: Inputs) -> dict[str, Any]:
+    """The sizes an input fixes unless the caller gives them: its frame size, and its frame
+    count for the tasks that keep it (edit, inpaint, stylize)."""
+    if inputs.video is not None:
+        sizes: dict[str, Any] = {"height": inputs.video.height, "width": inputs.video.width}
+        if task in (Task.EDIT, Task.INPAINT, Task.STYLIZE):
+            sizes["num_frames"] = inputs.video.num_frames
+        return sizes
+    if inputs.image is not None:
+        return {"height": int(inputs.image.shape[0]), "width": int(inputs.image.shape[1])}
+    return {}
 
 
 def _ingredients(inputs: Inputs) -> tuple[Ingredient, ...]:

@@ -30,6 +30,7 @@ class Task(enum.StrEnum):
     STYLIZE = "stylize"
     CINEMAGRAPH = "cinemagraph"
     EXTEND = "extend"
+    LOOP = "loop"  # a clip whose last frame flows into its first (from text, or a given video)
 
 
 def _check_frames(_instance: object, _attribute: object, value: Frames) -> None:

@@ -10,7 +10,9 @@ guidance, both in one batch) -> an ODE/SDE sampler over the latent video ->
 the causal video autoencoder decodes frames. Image-to-video fixes the first
 latent frame (the causal autoencoder encodes a single frame on its own) and
 lets the sampler fill the rest; extension does the same with the last frames
-of the input clip, window by window.
+of the input clip, window by window. Edit, stylize, inpaint, cinemagraph and
+loop (``vidgen.backends.latent_tasks``) start the same sampler from the
+source's noised latents (SDEdit) or impose known source latents outside a mask.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import torch
 
 from vidgen.backends.base import Capabilities, ProgressCallback
 from vidgen.backends.latent import TextConditionedDenoiser, load_checkpoint
-from vidgen.diffusion import get_schedule
+from vidgen.backends.latent_tasks import TASKS, resample_of, settings_for, strength_of
+from vidgen.backends.scene.grammar import parse_caption
+from vidgen.backends.text_encoder import CaptionEncoder
+from vidgen.diffusion import add_noise, get_schedule, iid_noise
 from vidgen.diffusion.guidance import batched_cfg
 from vidgen.diffusion.samplers import SAMPLERS, sample
 from vidgen.diffusion.targets import check_prediction
@@ -39,7 +44,7 @@ def _file_digest(path: Path) -> str:
 
 
 class LatentDiffusionBackend:
-    """Latent diffusion text-to-video (also image-to-video and extension) on CPU or GPU."""
+    """Latent diffusion text-to-video, image-to-video, extension and the editing tasks."""
 
     name: str  # the backend's registry name, also the model id's prefix
     architecture: ClassVar[str]  # the ``ModelSpec.architecture`` its checkpoints must have
@@ -97,7 +102,8 @@ class LatentDiffusionBackend:
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            tasks=frozenset({Task.TEXT_TO_VIDEO, Task.IMAGE_TO_VIDEO, Task.EXTEND}),
+            tasks=frozenset({Task.TEXT_TO_VIDEO, Task.IMAGE_TO_VIDEO, Task.EXTEND, Task.EDIT,
+                             Task.STYLIZE, Task.INPAINT, Task.CINEMAGRAPH, Task.LOOP}),
             min_frames=1, max_frames=64, max_height=256, max_width=256,
             default_frames=16, default_height=64, default_width=64, default_fps=8.0,
             size_multiple=self._size_multiple(), device=str(self.device),
@@ -114,7 +120,16 @@ class LatentDiffusionBackend:
     def _sample_latents(self, prompt: str, shape: tuple[int, ...], seed: int,
                         known: tuple[torch.Tensor, torch.Tensor] | None,
                         progress: ProgressCallback | None, steps: int, guidance: float,
-                        ) -> torch.Tensor:
+                        *, x0: torch.Tensor | None = None, start_t: float = 1.0,
+                        resample: int = 1) -> torch.Tensor:
+        """Latents of ``shape`` for ``prompt``; ``known`` = (latents, mask 1 = known).
+
+        With ``x0`` (SDEdit) sampling starts at ``t = start_t`` from ``x0`` noised
+        there with the schedule (``add_noise``); the noise is the generator's first
+        draw, as text-to-video's is, so ``start_t = 1`` under rectified flow is
+        exactly text-to-video with the same seed. ``resample`` is RePaint's: each step
+        with a known region runs that many times (``vidgen.diffusion.sample``).
+        """
         tokens, mask, pooled = self.model.encode_text([prompt, ""])  # cond, uncond
         cond = (tokens[:1], mask[:1], pooled[:1])
         uncond = (tokens[1:], mask[1:], pooled[1:])
@@ -131,8 +146,14 @@ class LatentDiffusionBackend:
                 progress(done, total)
 
         generator = torch.Generator().manual_seed(seed)
+        x_T = None
+        if x0 is not None:
+            eps = iid_noise(tuple(shape), generator, device=self.device, dtype=torch.float32)
+            t = torch.full((shape[0],), start_t, device=self.device)
+            x_T = add_noise(x0.to(self.device), eps, t, self.schedule)
         return sample(self.sampler, model, shape, self.schedule,
-                      self.prediction, steps, generator, known=known, callback=callback,
+                      self.prediction, steps, generator, x_T=x_T, start_t=start_t, known=known,
+                      resample=resample if known is not None else 1, callback=callback,
                       device=self.device)
 
     def _encode(self, frames: np.ndarray) -> torch.Tensor:
@@ -149,6 +170,15 @@ class LatentDiffusionBackend:
                ) -> Video:
         caps = self.capabilities()
         caps.check(request, self.name)
+        if isinstance(self.model.text_encoder, CaptionEncoder):
+            # Trained on the caption language only: a word outside it would be an <unk>
+            # token and the clip a guess, so refuse it the way the scene backend does.
+            parse_caption(request.prompt)
+        strength_of(request)  # a strength where it does not apply, or out of (0, 1], is refused
+        if request.task in TASKS:
+            settings = settings_for(request, caps, self.name, default_steps=self.steps,
+                                    default_guidance=self.guidance)
+            return TASKS[request.task](self, request, settings, progress)
         frames = request.num_frames or caps.default_frames
         height, width = request.height or caps.default_height, request.width or caps.default_width
         fps = request.fps or caps.default_fps
@@ -172,7 +202,7 @@ class LatentDiffusionBackend:
             mask = torch.zeros(1, 1, latent[2], 1, 1, device=self.device)
             mask[:, :, 0] = 1.0
             z = self._sample_latents(request.prompt, latent, request.seed, (known, mask),
-                                     progress, steps, guidance)
+                                     progress, steps, guidance, resample=resample_of(request, 1))
             out = self._decode(z, frames)
             out[0] = image  # the given first frame, exactly
             return Video(out, fps=fps)
@@ -208,7 +238,8 @@ class LatentDiffusionBackend:
             mask = torch.zeros(1, 1, latent[2], 1, 1, device=self.device)
             mask[:, :, :known_latents] = 1.0
             z = self._sample_latents(request.prompt, latent, request.seed + index,
-                                     (known, mask), None, steps, guidance)
+                                     (known, mask), None, steps, guidance,
+                                     resample=resample_of(request, 1))
             fresh = self._decode(z, window)[context:]
             new.append(fresh)
             history = np.concatenate([history[-context:], fresh])
