@@ -223,12 +223,28 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2*half)
     return F.pad(emb, (0, dim % 2))
 
+class TimestepEmbedder(nn.Module):
+    """t in [0, 1] -> a width-sized vector (sinusoids of 1000 t, then an MLP): the DiT's and
+    the STUNet's timestep conditioning."""
+
+    def __init__(self, width: int, frequency_dim: int = 256) -> None:
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(),
+                                 nn.Linear(width, width))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.mlp(sinusoidal_embedding(1000.0 * t, self.frequency_dim))
+        return out  # (B, D)
+
+
 
 __all__ = [
     "CaptionEncoder",
     "CaptionEncoderConfig",
     "HFTextEncoder",
     "TextEncoding",
+    "TimestepEmbedder",
     "WordTokenizer",
     "caption_vocabulary",
     "sinusoidal_embedding",

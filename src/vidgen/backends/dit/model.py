@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vidgen.backends.text_encoder import sinusoidal_embedding
+from vidgen.backends.text_encoder import TimestepEmbedder
 
 AttentionMode = Literal["full", "factorised"]
 
@@ -86,18 +86,6 @@ def sincos_3d(grid: tuple[int, int, int], dim: int) -> torch.Tensor:
 # --- conditioning embedders -----------------------------------------------------------------
 
 
-class TimestepEmbedder(nn.Module):
-    """t in [0, 1] -> a width-sized vector (sinusoids of 1000 t, then an MLP)."""
-
-    def __init__(self, width: int, frequency_dim: int = 256) -> None:
-        super().__init__()
-        self.frequency_dim = frequency_dim
-        self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(),
-                                 nn.Linear(width, width))
-
-    def forward(self, t: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.mlp(sinusoidal_embedding(1000.0 * t, self.frequency_dim))
-        return out  # (B, D)
 
 
 # --- attention ------------------------------------------------------------------------------
