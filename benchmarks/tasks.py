@@ -1,7 +1,10 @@
 """Does each task of a latent backend do what it says? One measured figure per task.
 
     python benchmarks/tasks.py [--backend dit] [--weights FILE] [--n 6] [--steps 20]
-        [--threads 1] [--seed 0] [--out FILE]
+        [--threads 1] [--seed 0] [--tasks all|edits,storyboard] [--out FILE]
+
+``--tasks`` picks the sections: ``edits`` (every task below but storyboard, which
+run together per caption) and ``storyboard``; default ``all``.
 
 Sources are rendered by the scene renderer from held-out single-object captions
 (``vidgen.training.evaluate.eval_captions``), 16 frames of 64x64 at 8 fps, and
@@ -37,6 +40,16 @@ every output is measured from its pixels only (``vidgen.training.measure``):
   loop and for plain text-to-video of the same prompt and seed; and the
   largest step of the cyclic clip over its mean step (did the jump move
   inside the clip?).
+- storyboard: n storyboards of 2 and 3 prompts (alternately), 16 frames each,
+  from held-out captions moving left/right/up/down: the same object turns a
+  quarter at each cut (e.g. "... moving right" -> "... moving up" -> "... moving
+  left"). Per segment, whether the measured direction is its prompt's; at each
+  cut, the tracked object's colour change (ΔE76 of the median colour) and size
+  change (|log area ratio|) between the 8 frames before and the 8 after, and
+  the centroid's jump (frame sizes) from the last tracked frame before to the
+  first after. The
+  reference is a hard cut: each segment's prompt sampled on its own by
+  text-to-video (same seeds), concatenated.
 
 Prints JSON (with the machine it ran on); ``--out`` also writes it.
 """
@@ -310,6 +323,92 @@ def summarise(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return summary
 
 
+STORY_TURNS = {"right": ("up", "left"), "left": ("down", "right"), "up": ("left", "down"),
+               "down": ("right", "up")}
+
+
+def storyboards(captions: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    """``n`` storyboards of 2 and 3 prompts (alternately): one object, turning at each cut."""
+    moving = [c for c in captions if parse_caption(c).objects[0].motion in STORY_TURNS]
+    picks = np.unique(np.round(np.linspace(0, len(moving) - 1, min(n, len(moving)))))
+    out = []
+    for j, k in enumerate(picks):
+        spec = parse_caption(moving[int(k)])
+        obj = spec.objects[0]
+        motions = (obj.motion, *STORY_TURNS[obj.motion])[:2 + j % 2]
+        out.append(tuple(SceneSpec((attrs.evolve(obj, motion=m),), background=spec.background,
+                                   camera=spec.camera).caption() for m in motions))
+    return out
+
+
+def main_blob(frames: np.ndarray) -> tuple[np.ndarray, float, Any, Any] | None:
+    """Median colour and area of the longest track in ``frames``, and its first and last
+    blobs, if one is found."""
+    tracks = [tr for tr in measure_clip(frames, FPS).tracks if len(tr.blobs) >= 2]
+    if not tracks:
+        return None
+    blobs = max(tracks, key=lambda tr: len(tr.blobs)).blobs
+    return (np.median(np.array([b.color for b in blobs]), axis=0),
+            float(np.median([b.area for b in blobs])), blobs[0], blobs[-1])
+
+
+def story_row(frames: np.ndarray, prompts: Sequence[str]) -> dict[str, Any]:
+    directions, de, size, jump = [], [], [], []
+    for k, prompt in enumerate(prompts):
+        m = main_object(frames[k * T:(k + 1) * T])
+        want = expected_direction(parse_caption(prompt).objects[0].motion)
+        directions.append(m is not None and m.direction == want)
+        if k:
+            before, after = main_blob(frames[k * T - T // 2:k * T]), main_blob(
+                frames[k * T:k * T + T // 2])
+            if before is None or after is None:
+                de.append(None)
+                size.append(None)
+                jump.append(None)
+            else:
+                de.append(round(delta_e(before[0], after[0]), 2))
+                size.append(round(abs(math.log(after[1] / before[1])), 3))
+                last, first = before[3], after[2]
+                jump.append(round(float(np.hypot((first.x - last.x) / W, (first.y - last.y) / H)),
+                                  3))
+    return {"direction_ok": directions, "cut_delta_e": de, "cut_size_log_ratio": size,
+            "cut_position_jump": jump}
+
+
+def bench_storyboard(backend: Any, boards: Sequence[tuple[str, ...]], seed: int
+                     ) -> dict[str, Any]:
+    run = Runner(backend)
+    rows = []
+    for i, prompts in enumerate(boards):
+        s = caption_seed(seed, 2000 + i)
+        story = run("storyboard", prompts[0], Task.STORYBOARD, s, num_frames=T, height=H,
+                    width=W, storyboard=prompts)
+        cuts = np.concatenate([run("storyboard_hard_cut", p, Task.TEXT_TO_VIDEO,
+                                   s + 1000 * k if k else s, num_frames=T, height=H, width=W)
+                               for k, p in enumerate(prompts)])
+        rows.append({"prompts": list(prompts), "storyboard": story_row(story, prompts),
+                     "hard_cut": story_row(cuts, prompts)})
+    return {"rows": rows, "seconds": {k: round(v, 1) for k, v in run.seconds.items()}}
+
+
+def summarise_storyboard(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    def part(kind: str) -> dict[str, Any]:
+        seg = [ok for r in rows for ok in r[kind]["direction_ok"]]
+        first = [r[kind]["direction_ok"][0] for r in rows]
+        later = [ok for r in rows for ok in r[kind]["direction_ok"][1:]]
+        de = [v for r in rows for v in r[kind]["cut_delta_e"]]
+        size = [v for r in rows for v in r[kind]["cut_size_log_ratio"]]
+        jump = [v for r in rows for v in r[kind]["cut_position_jump"]]
+        return {"direction_rate": rate(seg), "direction_rate_first_segment": rate(first),
+                "direction_rate_later_segments": rate(later),
+                "cut_delta_e": mean(de), "cut_size_log_ratio": mean(size),
+                "cut_position_jump": mean(jump),
+                "cuts_tracked": rate([v is not None for v in de])}
+    return {"storyboards": len(rows), "segments": sum(len(r["prompts"]) for r in rows),
+            "cuts": sum(len(r["prompts"]) - 1 for r in rows),
+            "storyboard": part("storyboard"), "hard_cut": part("hard_cut")}
+
+
 def stays_in_frame(caption: str, frames: int) -> bool:
     """Does the rendered object stay visible over ``frames`` (the extend benchmark's length)?"""
     render = render_scene(caption, num_frames=frames, height=H, width=W, fps=FPS, seed=0)
@@ -326,21 +425,39 @@ def main(argv: Sequence[str] | None = None,
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tasks", default="all",
+                        help="comma-separated sections: edits, storyboard (default: all)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    sections = {"edits", "storyboard"} if args.tasks == "all" else set(args.tasks.split(","))
+    if not sections or sections - {"edits", "storyboard"}:
+        parser.error(f"--tasks takes all or edits,storyboard, got {args.tasks!r}")
     torch.set_num_threads(args.threads)
     options: dict[str, Any] = {"steps": args.steps, "guidance": args.guidance,
                                "threads": args.threads}
     if args.weights is not None:
         options["weights"] = args.weights
     backend = load(args.backend, **options)
-    captions = eval_captions("heldout", "single", n=args.n)
-    still = tuple(c for c in eval_captions("heldout", "single")
-                  if stays_in_frame(c, T + EXTEND_FRAMES))
-    picks = np.unique(np.round(np.linspace(0, len(still) - 1, min(args.n, len(still)))))
-    extend_captions = [still[int(k)] for k in picks]
     start = time.monotonic()
-    measured = bench(backend, captions, extend_captions, args.seed)
+    summary: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    rows: dict[str, Any] = {}
+    if "edits" in sections:
+        captions = eval_captions("heldout", "single", n=args.n)
+        still = tuple(c for c in eval_captions("heldout", "single")
+                      if stays_in_frame(c, T + EXTEND_FRAMES))
+        picks = np.unique(np.round(np.linspace(0, len(still) - 1, min(args.n, len(still)))))
+        extend_captions = [still[int(k)] for k in picks]
+        measured = bench(backend, captions, extend_captions, args.seed)
+        summary.update(summarise(measured["rows"]))
+        seconds.update(measured["seconds"])
+        rows.update(measured["rows"])
+    if "storyboard" in sections:
+        boards = storyboards(eval_captions("heldout", "single"), args.n)
+        story = bench_storyboard(backend, boards, args.seed)
+        summary["storyboard"] = summarise_storyboard(story["rows"])
+        seconds.update(story["seconds"])
+        rows["storyboard"] = story["rows"]
     caps = backend.capabilities()
     result = {
         "benchmark": "tasks",
@@ -355,9 +472,9 @@ def main(argv: Sequence[str] | None = None,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "torch": torch.__version__},
         "seconds": round(time.monotonic() - start, 1),
-        "summary": summarise(measured["rows"]),
-        "seconds_per_task": measured["seconds"],
-        "rows": measured["rows"],
+        "summary": summary,
+        "seconds_per_task": seconds,
+        "rows": rows,
     }
     text = json.dumps(result, indent=1, default=str)
     if args.out:

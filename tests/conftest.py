@@ -70,6 +70,8 @@ class GradientBackend:
         self.calls += 1
         caps = self.capabilities()
         t = request.num_frames or caps.default_frames
+        if request.task == Task.STORYBOARD:  # num_frames is per segment
+            t *= max(1, len(request.storyboard))
         h = request.height or caps.default_height
         w = request.width or caps.default_width
         rng = np.random.default_rng(request.seed)

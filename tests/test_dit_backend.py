@@ -69,7 +69,8 @@ def test_backend_tasks_are_deterministic(trained: tuple[Path, Path, TrainConfig]
     backend = DiTBackend(weights=weights, steps=2)
     caps = backend.capabilities()
     assert caps.tasks == {Task.TEXT_TO_VIDEO, Task.IMAGE_TO_VIDEO, Task.EXTEND, Task.EDIT,
-                          Task.STYLIZE, Task.INPAINT, Task.CINEMAGRAPH, Task.LOOP}
+                          Task.STYLIZE, Task.INPAINT, Task.CINEMAGRAPH, Task.LOOP,
+                          Task.STORYBOARD}
     request = GenerationRequest(prompt="a red circle moving left", num_frames=8, height=32,
                                 width=32, seed=3)
     a, b = backend.sample(request), backend.sample(request)

@@ -370,3 +370,98 @@ def test_inpaint_through_the_pipeline(backend: LatentDiffusionBackend, dev_keys:
     looped = pipe.loop("a blue square moving left", num_frames=T, height=H, width=W,
                        output=tmp_path / "loop.mp4")
     assert vidgen.verify(looped.path, trust=anchors).verdict == "confirmed"
+
+
+# --- storyboard ------------------------------------------------------------------------------
+
+
+STORY = ("a blue square moving left", "a blue square moving up", "a blue square moving right")
+
+
+def _story(prompts: tuple[str, ...] = STORY, **kw: object) -> GenerationRequest:
+    fields: dict[str, Any] = {"num_frames": T, "height": H, "width": W, "seed": 3, **kw}
+    return GenerationRequest(prompt=prompts[0] if prompts else "a blue square",
+                             task=Task.STORYBOARD, storyboard=prompts, **fields)
+
+
+def test_storyboard_is_text_to_video_then_extension_windows(
+        backend: LatentDiffusionBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Segment 0 is text-to-video of prompt 0; each next segment is sampled with its own prompt
+    in windows whose first latent frames are the clip so far, known."""
+    assert Task.STORYBOARD in backend.capabilities().tasks
+    calls: list[tuple[str, Any]] = []
+    original = backend._sample_latents
+
+    def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
+        calls.append((args[0], args[3]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "_sample_latents", spy)
+    seen: list[tuple[int, int]] = []
+    out = backend.sample(_story(), progress=lambda d, t: seen.append((d, t))).frames
+    assert out.shape == (len(STORY) * T, H, W, 3)
+    assert seen[-1] == (len(STORY) * T, len(STORY) * T)
+    assert all(b[0] >= a[0] for a, b in itertools.pairwise(seen))
+    assert calls[0] == (STORY[0], None)  # text-to-video
+    later = calls[1:]  # one window (9 new frames >= T) per later segment
+    assert [p for p, _ in later] == list(STORY[1:])
+    for _prompt, known in later:
+        assert known is not None and known[1].flatten().tolist()[:4] == [1.0] * 4
+    monkeypatch.undo()
+    t2v = backend.sample(GenerationRequest(prompt=STORY[0], num_frames=T, height=H, width=W,
+                                           seed=3)).frames
+    assert np.array_equal(out[:T], t2v)
+    again = backend.sample(_story()).frames
+    assert np.array_equal(out, again)  # deterministic for a seed
+    other = backend.sample(_story((STORY[0], STORY[2], STORY[1]))).frames
+    assert np.array_equal(other[:T], out[:T]) and not np.array_equal(other[T:], out[T:])
+    assert not np.array_equal(backend.sample(_story(seed=4)).frames, out)
+    single = backend.sample(_story(STORY[:1])).frames
+    assert np.array_equal(single, t2v)
+
+
+def test_storyboard_errors_are_typed(backend: LatentDiffusionBackend) -> None:
+    with pytest.raises(errors.ConfigurationError, match="at least one prompt"):
+        backend.sample(_story(()))
+    with pytest.raises(errors.ConfigurationError, match="first segment"):
+        backend.sample(GenerationRequest(prompt=STORY[1], task=Task.STORYBOARD,
+                                         storyboard=STORY, num_frames=T, height=H, width=W))
+    with pytest.raises(errors.CaptionError, match="does not"):
+        backend.sample(_story((STORY[0], "a blue square dancing the tango")))
+    with pytest.raises(errors.ConfigurationError, match="at least 7 frames"):
+        backend.sample(_story(num_frames=4))
+    with pytest.raises(errors.ConfigurationError, match="storyboard task only"):
+        backend.sample(GenerationRequest(prompt=STORY[0], storyboard=STORY))
+    with pytest.raises(errors.BackendError, match="from text only"):
+        backend.sample(_story(inputs=Inputs(video=_source())))
+    with pytest.raises(errors.ConfigurationError, match="does not apply"):
+        backend.sample(_story(strength=0.5))
+
+
+def test_storyboard_through_the_pipeline(backend: LatentDiffusionBackend, dev_keys: DevKeys,
+                                         anchors: Path, tmp_path: Path) -> None:
+    """Every prompt passes the prompt policy; the output is signed and watermarked."""
+    if backend.name != "dit":
+        pytest.skip("the chain is the same for every backend; run once")
+    checked: list[str] = []
+
+    def gate(text: str) -> vidgen.types.PromptDecision:
+        checked.append(text)
+        return vidgen.types.PromptDecision(allowed=True)
+
+    pipe = Pipeline(backend, signer=dev_keys.signer(), prompt_gates=[gate])
+    res = pipe.storyboard(list(STORY[:2]), frames_per_prompt=T, height=H, width=W, seed=3,
+                          output=tmp_path / "story.mp4")
+    assert res.video.num_frames == 2 * T
+    assert set(checked) == set(STORY[:2])
+    report = vidgen.verify(res.path, trust=anchors)
+    assert report.verdict == "confirmed"
+    assert report.c2pa is not None and report.c2pa.manifest is not None
+    gen = next(a["data"] for a in report.c2pa.manifest["assertions"]
+               if a["label"] == "org.vidgen.generation")
+    assert gen["task"] == "storyboard"
+    with pytest.raises(errors.ConfigurationError, match="at least one prompt"):
+        pipe.storyboard([], output=tmp_path / "empty.mp4")
+    with pytest.raises(errors.ConfigurationError, match="not one string"):
+        pipe.storyboard(STORY[0], output=tmp_path / "str.mp4")
+    assert not (tmp_path / "empty.mp4").exists()

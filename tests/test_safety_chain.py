@@ -65,6 +65,9 @@ def _calls(pipe: Pipeline, task: Task, prompt: str, out: Path) -> None:
         Task.CINEMAGRAPH: lambda: pipe.cinemagraph(image, mask, prompt, output=out),
         Task.EXTEND: lambda: pipe.extend(clip, prompt, num_frames=8, output=out),
         Task.LOOP: lambda: pipe.loop(prompt, output=out),
+        # the unsafe text is a later segment's: the whole storyboard is refused
+        Task.STORYBOARD: lambda: pipe.storyboard(["a red circle moving right", prompt],
+                                                 frames_per_prompt=8, output=out),
     }
     run[task]()
 
@@ -93,6 +96,21 @@ def test_negative_prompt_is_checked(gradient_backend: GradientBackend, dev_keys:
         pipe.generate("a red circle", negative_prompt=UNSAFE["weapons_cbrn"],
                       output=tmp_path / "o.mp4")
     assert gradient_backend.calls == 0
+
+
+def test_every_storyboard_prompt_is_checked(gradient_backend: GradientBackend,
+                                            dev_keys: DevKeys, tmp_path: Path) -> None:
+    """Any segment's prompt refuses the whole storyboard, and the refusal names the segment."""
+    pipe = _pipe(gradient_backend, dev_keys, ConsentRegistry(tmp_path / "c.sqlite3"))
+    prompts = ["a red circle moving right", "a red circle moving up",
+               UNSAFE["graphic_violence"]]
+    with pytest.raises(errors.PolicyViolation, match=r"storyboard\[2\] refused") as info:
+        pipe.storyboard(prompts, frames_per_prompt=8, output=tmp_path / "o.mp4")
+    assert info.value.category == "graphic_violence"
+    assert gradient_backend.calls == 0
+    assert not (tmp_path / "o.mp4").exists()
+    res = pipe.storyboard(prompts[:2], frames_per_prompt=8, output=tmp_path / "ok.mp4")
+    assert res.manifest is not None and gradient_backend.calls == 1
 
 
 def test_protected_face_in_input_is_refused_before_sampling(

@@ -182,7 +182,8 @@ def test_backend_tasks_are_deterministic(trained: tuple[Path, Path, TrainConfig]
     backend = STUNetBackend(weights=weights, steps=2)
     caps = backend.capabilities()
     assert caps.tasks == {Task.TEXT_TO_VIDEO, Task.IMAGE_TO_VIDEO, Task.EXTEND, Task.EDIT,
-                          Task.STYLIZE, Task.INPAINT, Task.CINEMAGRAPH, Task.LOOP}
+                          Task.STYLIZE, Task.INPAINT, Task.CINEMAGRAPH, Task.LOOP,
+                          Task.STORYBOARD}
     assert caps.model_id == "vidgen/stunet-test" and caps.size_multiple == 4  # the VAE's factor
     request = GenerationRequest(prompt="a red circle moving left", num_frames=8, height=32,
                                 width=32, seed=3)

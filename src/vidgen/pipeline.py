@@ -230,12 +230,36 @@ class Pipeline:
         on repeat)."""
         return self._task(Task.LOOP, prompt, Inputs(), output, progress, params)
 
+    def storyboard(
+        self, prompts: Sequence[str], *, frames_per_prompt: int = 16,
+        output: str | Path | None = None, progress: ProgressCallback | None = None,
+        **params: Any,
+    ) -> GenerationResult:
+        """One clip from a sequence of prompts: ``frames_per_prompt`` frames for each, in order,
+        the subject carried across each cut (``len(prompts) * frames_per_prompt`` frames).
+
+        Every prompt passes the prompt policy (a refusal names the segment, ``storyboard[i]``);
+        the request's ``prompt`` is ``prompts[0]``, and the manifest records each prompt's
+        SHA-256.
+        """
+        if isinstance(prompts, str):
+            raise ConfigurationError("storyboard takes a sequence of prompts, not one string")
+        texts = tuple(prompts)
+        if not texts:
+            raise ConfigurationError("a storyboard needs at least one prompt")
+        if not all(isinstance(t, str) for t in texts):
+            raise ConfigurationError("storyboard prompts must be strings")
+        if "num_frames" in params:
+            raise ConfigurationError("give a storyboard's length as frames_per_prompt")
+        return self._task(Task.STORYBOARD, texts[0], Inputs(), output, progress,
+                          {"num_frames": frames_per_prompt, "storyboard": texts, **params})
+
     def _task(self, task: Task, prompt: str, inputs: Inputs, output: str | Path | None,
               progress: ProgressCallback | None, params: dict[str, Any]) -> GenerationResult:
         fields: dict[str, Any] = _input_sizes(task, inputs)  # unless the caller gives them
         fields.update({k: params.pop(k) for k in ("num_frames", "height", "width", "fps", "seed",
                                                   "negative_prompt", "strength", "num_steps",
-                                                  "guidance") if k in params})
+                                                  "guidance", "storyboard") if k in params})
         request = GenerationRequest(prompt=prompt, task=task, inputs=inputs, options=params,
                                     **fields)
         return self.run(request, output=output, progress=progress)

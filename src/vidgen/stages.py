@@ -47,7 +47,7 @@ from vidgen.provenance.c2pa import (
     soft_binding_assertion,
 )
 from vidgen.provenance.keys import Signer
-from vidgen.types import GenerationRequest, PromptDecision, Video
+from vidgen.types import GenerationRequest, PromptDecision, Task, Video, policy_kind
 
 # --- the slots later components plug into ---------------------------------------------
 
@@ -165,7 +165,8 @@ class CheckPrompt:
     error: ClassVar[type[VidgenError]] = PolicyViolation
 
     def run(self, job: Job) -> None:
-        for kind, text in job.request.labelled_texts:
+        for label, text in job.request.labelled_texts:
+            kind = policy_kind(label)  # storyboard[i] is read as a prompt
             for gate in self.gates:
                 check = getattr(gate, "check", None)  # gates that read the text kind
                 decision = check(text, kind=kind) if callable(check) else gate(text)
@@ -173,7 +174,7 @@ class CheckPrompt:
                     raise PolicyViolation(f"prompt gate {gate!r} returned "
                                           f"{type(decision).__name__}, not a PromptDecision")
                 if not decision.allowed:
-                    what = kind.replace("_", " ")
+                    what = label.replace("_", " ")
                     raise PolicyViolation(
                         f"{what} refused ({decision.category}): {decision.reason}",
                         category=decision.category or "unspecified")
@@ -220,8 +221,9 @@ class Sample:
             raise BackendError(
                 f"backend {job.backend.name!r} returned {type(video).__name__}, not a Video")
         r = job.request
-        want = (r.num_frames or caps.default_frames, r.height or caps.default_height,
-                r.width or caps.default_width)
+        segments = max(1, len(r.storyboard)) if r.task == Task.STORYBOARD else 1
+        want = ((r.num_frames or caps.default_frames) * segments,  # a storyboard's per segment
+                r.height or caps.default_height, r.width or caps.default_width)
         got = video.frames.shape[:3]
         if tuple(got) != want:
             raise BackendError(
@@ -352,6 +354,9 @@ def _parameters(r: GenerationRequest) -> dict[str, Any]:
     if r.negative_prompt:
         params["negative_prompt_sha256"] = hashlib.sha256(
             r.negative_prompt.encode("utf-8")).hexdigest()
+    if r.storyboard:
+        params["storyboard_sha256"] = [hashlib.sha256(t.encode("utf-8")).hexdigest()
+                                       for t in r.storyboard]
     return params
 
 

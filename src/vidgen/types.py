@@ -31,6 +31,7 @@ class Task(enum.StrEnum):
     CINEMAGRAPH = "cinemagraph"
     EXTEND = "extend"
     LOOP = "loop"  # a clip whose last frame flows into its first (from text, or a given video)
+    STORYBOARD = "storyboard"  # one clip from a sequence of prompts, one segment each
 
 
 def _check_frames(_instance: object, _attribute: object, value: Frames) -> None:
@@ -122,6 +123,9 @@ class GenerationRequest:
     guidance: float | None = None
     inputs: Inputs = attrs.field(factory=Inputs)
     options: dict[str, Any] = attrs.field(factory=dict)
+    # The per-segment prompts of a storyboard, in order; ``prompt`` is then the first of them
+    # (the backend refuses a storyboard whose prompt is not its first segment's).
+    storyboard: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -131,10 +135,18 @@ class GenerationRequest:
     @property
     def labelled_texts(self) -> tuple[tuple[str, str], ...]:
         """(kind, text) for every text: the prompt is a ``style`` for stylize and an
-        ``edit_instruction`` for edit (the policy reads some kinds differently)."""
+        ``edit_instruction`` for edit (the policy reads some kinds differently); storyboard
+        prompt ``i`` is labelled ``storyboard[i]`` (read as a prompt, see ``policy_kind``)."""
         kind = {Task.STYLIZE: "style", Task.EDIT: "edit_instruction"}.get(self.task, "prompt")
-        pairs = [(kind, self.prompt), ("negative_prompt", self.negative_prompt or "")]
+        pairs = [(kind, self.prompt), ("negative_prompt", self.negative_prompt or ""),
+                 *((f"storyboard[{i}]", text) for i, text in enumerate(self.storyboard))]
         return tuple((k, t) for k, t in pairs if t)
+
+
+def policy_kind(label: str) -> str:
+    """The prompt policy's text kind for a ``labelled_texts`` label: a storyboard segment's
+    prompt (``storyboard[i]``) is read as a ``prompt``; other labels are kinds already."""
+    return "prompt" if label.startswith("storyboard[") else label
 
 
 @attrs.frozen

@@ -12,7 +12,9 @@ latent frame (the causal autoencoder encodes a single frame on its own) and
 lets the sampler fill the rest; extension does the same with the last frames
 of the input clip, window by window. Edit, stylize, inpaint, cinemagraph and
 loop (``vidgen.backends.latent_tasks``) start the same sampler from the
-source's noised latents (SDEdit) or impose known source latents outside a mask.
+source's noised latents (SDEdit) or impose known source latents outside a mask;
+storyboard chains text-to-video of its first prompt with extension windows, one
+caption per segment.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ import torch
 
 from vidgen.backends.base import Capabilities, ProgressCallback
 from vidgen.backends.latent import TextConditionedDenoiser, load_checkpoint
-from vidgen.backends.latent_tasks import TASKS, resample_of, settings_for, strength_of
+from vidgen.backends.latent_tasks import (
+    EXTEND_CONTEXT,
+    TASKS,
+    extend_frames,
+    resample_of,
+    settings_for,
+    strength_of,
+)
 from vidgen.backends.scene.grammar import parse_caption
 from vidgen.backends.text_encoder import CaptionEncoder
 from vidgen.diffusion import add_noise, get_schedule, iid_noise
@@ -103,7 +112,8 @@ class LatentDiffusionBackend:
     def capabilities(self) -> Capabilities:
         return Capabilities(
             tasks=frozenset({Task.TEXT_TO_VIDEO, Task.IMAGE_TO_VIDEO, Task.EXTEND, Task.EDIT,
-                             Task.STYLIZE, Task.INPAINT, Task.CINEMAGRAPH, Task.LOOP}),
+                             Task.STYLIZE, Task.INPAINT, Task.CINEMAGRAPH, Task.LOOP,
+                             Task.STORYBOARD}),
             min_frames=1, max_frames=64, max_height=256, max_width=256,
             default_frames=16, default_height=64, default_width=64, default_fps=8.0,
             size_multiple=self._size_multiple(), device=str(self.device),
@@ -173,7 +183,11 @@ class LatentDiffusionBackend:
         if isinstance(self.model.text_encoder, CaptionEncoder):
             # Trained on the caption language only: a word outside it would be an <unk>
             # token and the clip a guess, so refuse it the way the scene backend does.
-            parse_caption(request.prompt)
+            for text in (request.prompt, *request.storyboard):
+                parse_caption(text)
+        if request.storyboard and request.task != Task.STORYBOARD:
+            raise ConfigurationError(f"storyboard prompts apply to the storyboard task only, "
+                                     f"not {request.task.value!r}")
         strength_of(request)  # a strength where it does not apply, or out of (0, 1], is refused
         if request.task in TASKS:
             settings = settings_for(request, caps, self.name, default_steps=self.steps,
@@ -215,7 +229,8 @@ class LatentDiffusionBackend:
 
         Each window is 16 frames; its first 7 (= 4 latent frames of the causal
         autoencoder: 1 + 2 + 2 + 2) are the last 7 frames so far, and the 9 after
-        them are new. Windows repeat until ``frames`` new frames exist.
+        them are new. Windows repeat until ``frames`` new frames exist
+        (``vidgen.backends.latent_tasks.extend_frames``, which storyboard shares).
         """
         source = request.inputs.video
         if source is None:
@@ -223,31 +238,11 @@ class LatentDiffusionBackend:
         if source.frames.shape[1:3] != (height, width):
             raise BackendError(f"the input video is {source.width}x{source.height}; this request "
                                f"generates {width}x{height}")
-        context, window = 7, 16
-        down = self.vae.config.temporal_down
-        known_latents = 1 + (context - 1) // down
-        if source.num_frames < context:
-            raise BackendError(f"extend needs at least {context} input frames")
-        history = source.frames
-        new: list[np.ndarray] = []
-        made, index = 0, 0
-        while made < frames:
-            latent = (1, *self.vae.config.latent_shape(window, height, width))
-            known = torch.zeros(latent, device=self.device)
-            known[:, :, :known_latents] = self._encode(history[-context:])
-            mask = torch.zeros(1, 1, latent[2], 1, 1, device=self.device)
-            mask[:, :, :known_latents] = 1.0
-            z = self._sample_latents(request.prompt, latent, request.seed + index,
-                                     (known, mask), None, steps, guidance,
-                                     resample=resample_of(request, 1))
-            fresh = self._decode(z, window)[context:]
-            new.append(fresh)
-            history = np.concatenate([history[-context:], fresh])
-            made += len(fresh)
-            index += 1
-            if progress is not None:
-                progress(min(made, frames), frames)
-        return Video(np.concatenate(new)[:frames], fps=fps)
+        if source.num_frames < EXTEND_CONTEXT:
+            raise BackendError(f"extend needs at least {EXTEND_CONTEXT} input frames")
+        new = extend_frames(self, request.prompt, source.frames, frames, request.seed,
+                            steps, guidance, resample_of(request, 1), progress)
+        return Video(new, fps=fps)
 
 
 __all__ = ["LatentDiffusionBackend"]

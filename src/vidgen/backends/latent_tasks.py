@@ -1,4 +1,5 @@
-"""The editing tasks of the native latent backends: edit, stylize, inpaint, cinemagraph, loop.
+"""The editing tasks of the native latent backends: edit, stylize, inpaint, cinemagraph, loop,
+and the storyboard (with the extension windows it shares with extend).
 
 Every task here reuses the backend's one sampler over latent video; they differ
 only in where sampling starts and which latents are known:
@@ -27,6 +28,12 @@ only in where sampling starts and which latents are known:
   first latent frames are crossfaded with the ones one period later, so the
   last frame is followed (on the wrap) by the frame the model drew after it;
   SDEdit then redraws the crossfaded frames to repair the dissolve.
+- **storyboard** (as in Phenaki, Villegas et al. 2022): segment 0 is
+  text-to-video of the first prompt; each next segment is made by extension
+  windows (``extend_frames``, the extend task's own code) sampled with the
+  next prompt, whose first latent frames are the last frames so far, known.
+  The subject's look crosses the cut through those shared context frames; what
+  happens after them follows the segment's own caption.
 
 Masks are True where content is regenerated (inpaint) or may move (cinemagraph).
 """
@@ -396,16 +403,109 @@ def loop(backend: LatentDiffusionBackend, request: GenerationRequest, s: Setting
     return Video(backend._decode(z, s.frames), fps=s.fps)
 
 
+EXTEND_CONTEXT, EXTEND_WINDOW = 7, 16
+"""An extension window is 16 frames; its first 7 (4 latent frames of the causal autoencoder
+with a time step of 2: 1 + 2 + 2 + 2) are the last 7 frames so far, known."""
+
+STORYBOARD_SEED_STRIDE = 1000
+"""Storyboard segment ``k`` samples its windows from seeds ``seed + k * 1000 + window``."""
+
+
+def extend_frames(backend: LatentDiffusionBackend, prompt: str, history: Frames, count: int,
+                  seed: int, steps: int, guidance: float, resample: int,
+                  progress: ProgressCallback | None) -> Frames:
+    """``count`` new frames after ``history`` (T >= 7, H, W, 3), window by window.
+
+    Each window's first ``EXTEND_CONTEXT`` frames are the last ones so far, encoded
+    and imposed as known latents; the sampler fills the rest under ``prompt``
+    (window ``i`` uses seed ``seed + i``). ``progress`` gets (frames made, count).
+    """
+    config = backend.vae.config
+    height, width = int(history.shape[1]), int(history.shape[2])
+    known_latents = 1 + (EXTEND_CONTEXT - 1) // config.temporal_down
+    new: list[Frames] = []
+    made, index = 0, 0
+    while made < count:
+        latent = (1, *config.latent_shape(EXTEND_WINDOW, height, width))
+        known = torch.zeros(latent, device=backend.device)
+        known[:, :, :known_latents] = backend._encode(history[-EXTEND_CONTEXT:])
+        mask = torch.zeros(1, 1, latent[2], 1, 1, device=backend.device)
+        mask[:, :, :known_latents] = 1.0
+        z = backend._sample_latents(prompt, latent, seed + index, (known, mask), None, steps,
+                                    guidance, resample=resample)
+        fresh = backend._decode(z, EXTEND_WINDOW)[EXTEND_CONTEXT:]
+        new.append(fresh)
+        history = np.concatenate([history[-EXTEND_CONTEXT:], fresh])
+        made += len(fresh)
+        index += 1
+        if progress is not None:
+            progress(min(made, count), count)
+    return np.concatenate(new)[:count]
+
+
+def _segment(progress: ProgressCallback | None, segment: int, segments: int, frames: int
+             ) -> ProgressCallback | None:
+    """Progress of one storyboard segment, reported in frames of the whole clip."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int) -> None:
+        progress(segment * frames + (frames * done) // max(total, 1), segments * frames)
+
+    return report
+
+
+def storyboard(backend: LatentDiffusionBackend, request: GenerationRequest, s: Settings,
+               progress: ProgressCallback | None) -> Video:
+    """One clip of ``len(request.storyboard) * s.frames`` frames, a segment per prompt.
+
+    Segment 0 is text-to-video of prompt 0 (seed): the same frames as a
+    text-to-video request of that prompt and seed. Segment ``k`` continues the
+    clip so far with extension windows under prompt ``k`` (seeds from
+    ``seed + 1000 k``): the last 7 frames are the known context of its first
+    window, so the subject crosses the cut in the shared latents. ``num_frames``
+    is the length of one segment (at least 7 when there is more than one).
+    """
+    prompts = request.storyboard
+    if not prompts:
+        raise ConfigurationError("a storyboard needs at least one prompt "
+                                 "(request.storyboard is empty)")
+    if request.prompt != prompts[0]:
+        raise ConfigurationError("a storyboard request's prompt must be its first segment's "
+                                 "prompt (request.storyboard[0])")
+    if request.inputs.video is not None or request.inputs.image is not None:
+        raise BackendError("storyboard makes a clip from text only; extend a given video "
+                           "with extend, segment by segment")
+    if len(prompts) > 1 and s.frames < EXTEND_CONTEXT:
+        raise ConfigurationError(f"a storyboard segment needs at least {EXTEND_CONTEXT} frames "
+                                 f"(the next segment's context), got {s.frames}")
+    n = len(prompts)
+    shape = (1, *backend.vae.config.latent_shape(s.frames, s.height, s.width))
+    z = backend._sample_latents(prompts[0], shape, request.seed, None,
+                                _segment(progress, 0, n, s.frames), s.steps, s.guidance)
+    clip = backend._decode(z, s.frames)
+    resample = resample_of(request, 1)
+    for k, prompt in enumerate(prompts[1:], start=1):
+        fresh = extend_frames(backend, prompt, clip, s.frames,
+                              request.seed + k * STORYBOARD_SEED_STRIDE, s.steps, s.guidance,
+                              resample, _segment(progress, k, n, s.frames))
+        clip = np.concatenate([clip, fresh])
+    return Video(clip, fps=s.fps)
+
+
 TASKS: dict[Task, Callable[[LatentDiffusionBackend, GenerationRequest, Settings,
                             ProgressCallback | None], Video]] = {
     Task.EDIT: edit, Task.STYLIZE: edit, Task.INPAINT: inpaint,
-    Task.CINEMAGRAPH: cinemagraph, Task.LOOP: loop,
+    Task.CINEMAGRAPH: cinemagraph, Task.LOOP: loop, Task.STORYBOARD: storyboard,
 }
 
 
 __all__ = [
     "DEFAULT_RESAMPLE",
     "DEFAULT_STRENGTH",
+    "EXTEND_CONTEXT",
+    "EXTEND_WINDOW",
+    "STORYBOARD_SEED_STRIDE",
     "TASKS",
     "Settings",
     "check_mask",
@@ -413,6 +513,7 @@ __all__ = [
     "composite",
     "crossfade_latents",
     "edit",
+    "extend_frames",
     "frames_of_latents",
     "inpaint",
     "latent_frames_touching",
@@ -421,5 +522,6 @@ __all__ = [
     "loop_plan",
     "resample_of",
     "settings_for",
+    "storyboard",
     "strength_of",
 ]

@@ -133,7 +133,8 @@ def build_latent_cache(config: TrainConfig, path: Path, log: Log, *, device: str
                 z = vae.encode_latents(part.float() / 127.5 - 1.0)  # (b, C, T', H', W')
                 latents.append(z.half().cpu())
             captions += names
-            if len(captions) % 2048 < chunk or len(captions) == config.cache_clips:
+            every = max(chunk, config.cache_clips // 10)  # about ten progress lines
+            if len(captions) % every < len(names) or len(captions) == config.cache_clips:
                 log({"event": "cache", "clips": len(captions), "of": config.cache_clips,
                      "seconds": round(time.monotonic() - start, 1)})
     finally:

@@ -34,7 +34,8 @@ AttentionMode = Literal["full", "factorised"]
 
 @attrs.frozen
 class DiTConfig:
-    in_channels: int = 4  # latent channels
+    in_channels: int = 4  # latent channels (and output channels)
+    cond_channels: int = 0  # extra input channels: masked frame conditioning (known, mask)
     patch: tuple[int, int, int] = (1, 2, 2)  # (pt, ph, pw)
     width: int = 192
     depth: int = 6
@@ -196,7 +197,8 @@ class DiT(nn.Module):
             raise ValueError(f"width {config.width} is not divisible by heads {config.heads}")
         self.config = config
         pt, ph, pw = config.patch
-        self.patch_embed = nn.Conv3d(config.in_channels, config.width, config.patch,
+        self.patch_embed = nn.Conv3d(config.in_channels + config.cond_channels, config.width,
+                                     config.patch,
                                      stride=config.patch)
         self.t_embed = TimestepEmbedder(config.width)
         self.text_pool = nn.Sequential(nn.Linear(config.text_dim, config.width), nn.SiLU(),

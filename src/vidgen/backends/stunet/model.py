@@ -49,7 +49,8 @@ BRANCH_GAIN = 0.1  # initial scale of the last layer of each residual branch
 
 @attrs.frozen
 class STUNetConfig:
-    in_channels: int = 4  # latent channels
+    in_channels: int = 4  # latent channels (and output channels)
+    cond_channels: int = 0  # extra input channels: masked frame conditioning (known, mask)
     channels: tuple[int, ...] = (48, 80, 144)  # width of each level, finest first
     blocks: int = 1  # residual blocks per level, on each side of the U
     attention_levels: tuple[int, ...] = (1, 2)  # levels (0 = finest) with attention blocks
@@ -251,7 +252,7 @@ class STUNet(nn.Module):
         self.t_embed = TimestepEmbedder(config.cond_dim)
         self.text_pool = nn.Sequential(nn.Linear(config.text_dim, config.cond_dim), nn.SiLU(),
                                        nn.Linear(config.cond_dim, config.cond_dim))
-        self.conv_in = nn.Conv3d(config.in_channels, ch[0], 3, padding=1)
+        self.conv_in = nn.Conv3d(config.in_channels + config.cond_channels, ch[0], 3, padding=1)
         self.down = nn.ModuleList(Level(w, w, config, i in attend) for i, w in enumerate(ch))
         self.downsample = nn.ModuleList(Downsample(ch[i], ch[i + 1]) for i in range(len(ch) - 1))
         self.mid = nn.ModuleList([ResBlock(ch[-1], ch[-1], config.cond_dim, config.groups),
