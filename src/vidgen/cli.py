@@ -300,7 +300,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(architecture=args.backend, preset=args.preset, steps=args.steps,
                          batch_size=args.batch_size, lr=args.lr, cache_clips=args.cache_clips,
                          seed=args.seed, overrides=overrides, autoencoder=args.autoencoder,
-                         warmup=args.warmup, init=args.init)
+                         warmup=args.warmup, init=args.init, conditioning=args.conditioning,
+                         frame_stride=args.frame_stride)
 
     def log(record: dict[str, Any]) -> None:
         if args.json:
@@ -501,6 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--cache-clips", type=int, default=4096)
     t.add_argument("--warmup", type=int, default=250, help="learning-rate warmup steps")
+    t.add_argument("--conditioning", default="none", choices=["none", "frames"],
+                   help="frames: masked frame conditioning (known latent frames as input "
+                        "channels), for the keyframe cascade's models")
+    t.add_argument("--frame-stride", type=int, default=1,
+                   help="train on every k-th latent frame (2: the cascade's keyframe model)")
     t.add_argument("--init", default="",
                    help="start a fresh run from these weights (e.g. to fine-tune onto a new "
                         "autoencoder)")

@@ -138,7 +138,8 @@ def _builtin_factories() -> dict[str, str]:
     # here keeps them available when vidgen runs from a source tree without metadata.
     return {"scene": "vidgen.backends.scene:SceneBackend",
             "dit": "vidgen.backends.dit:DiTBackend",
-            "stunet": "vidgen.backends.stunet:STUNetBackend"}
+            "stunet": "vidgen.backends.stunet:STUNetBackend",
+            "keyframe": "vidgen.backends.keyframe:KeyframeBackend"}
 
 
 def _load_target(target: str) -> BackendFactory:

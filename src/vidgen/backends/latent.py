@@ -22,6 +22,7 @@ from vidgen.backends.text_encoder import CaptionEncoder, CaptionEncoderConfig
 from vidgen.errors import ConfigurationError
 
 CHECKPOINT_KIND = "vidgen.latent-diffusion.v1"
+CONDITIONINGS = ("none", "frames")
 
 
 class Denoiser(Protocol):
@@ -41,6 +42,23 @@ class ModelSpec:
     text: CaptionEncoderConfig = attrs.field(factory=CaptionEncoderConfig)
     autoencoder: str = ""  # file name of the autoencoder weights it was trained with
     overrides: dict[str, Any] = attrs.field(factory=dict)  # preset fields changed
+    # "frames": the denoiser also reads (known latents, mask) channels (masked frame
+    # conditioning, for keyframe interpolation); frame_stride: trained on every k-th
+    # latent frame (2 = a keyframe model at half the latent frame rate).
+    conditioning: str = "none"
+    frame_stride: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        if self.conditioning not in CONDITIONINGS:
+            raise ConfigurationError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, "
+                                     f"got {self.conditioning!r}")
+        if self.frame_stride < 1:
+            raise ConfigurationError(f"frame_stride must be >= 1, got {self.frame_stride}")
+
+    @property
+    def cond_channels(self) -> int:
+        """Extra input channels: the known latents and a mask channel, or none."""
+        return self.latent_channels + 1 if self.conditioning == "frames" else 0
 
     def to_json(self) -> str:
         return json.dumps(attrs.asdict(self), sort_keys=True)
@@ -50,6 +68,15 @@ class ModelSpec:
         data = json.loads(text)
         data["text"] = CaptionEncoderConfig(**data.get("text", {}))
         return cls(**data)
+
+
+def with_frame_condition(x: torch.Tensor, known: torch.Tensor, mask: torch.Tensor
+                         ) -> torch.Tensor:
+    """Masked frame conditioning: ``x`` (B, C, T, H, W) with the known latents and the mask
+    as extra channels -> (B, 2C + 1, T, H, W). ``mask`` (B or 1, 1, T, 1, 1), 1 = known."""
+    b, _c, t, h, w = x.shape
+    m = mask.to(x.dtype).expand(b, 1, t, h, w)  # (B, 1, T, H, W)
+    return torch.cat([x, known.expand_as(x) * m, m], dim=1)  # (B, 2C+1, T, H, W)
 
 
 DENOISER_FACTORIES: dict[str, Callable[[ModelSpec], nn.Module]] = {}
@@ -67,7 +94,8 @@ def _dit_factory(spec: ModelSpec) -> nn.Module:
         raise ConfigurationError(f"unknown DiT preset {spec.preset!r}; "
                                  f"choose from {', '.join(DIT_PRESETS)}")
     config = attrs.evolve(DIT_PRESETS[spec.preset], in_channels=spec.latent_channels,
-                          text_dim=spec.text.width, **_tuple_fields(spec.overrides))
+                          cond_channels=spec.cond_channels, text_dim=spec.text.width,
+                          **_tuple_fields(spec.overrides))
     return DiT(config)
 
 
@@ -78,7 +106,8 @@ def _stunet_factory(spec: ModelSpec) -> nn.Module:
         raise ConfigurationError(f"unknown STUNet preset {spec.preset!r}; "
                                  f"choose from {', '.join(STUNET_PRESETS)}")
     config = attrs.evolve(STUNET_PRESETS[spec.preset], in_channels=spec.latent_channels,
-                          text_dim=spec.text.width, **_tuple_fields(spec.overrides))
+                          cond_channels=spec.cond_channels, text_dim=spec.text.width,
+                          **_tuple_fields(spec.overrides))
     return STUNet(config)
 
 

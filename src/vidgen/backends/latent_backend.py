@@ -27,7 +27,11 @@ import numpy as np
 import torch
 
 from vidgen.backends.base import Capabilities, ProgressCallback
-from vidgen.backends.latent import TextConditionedDenoiser, load_checkpoint
+from vidgen.backends.latent import (
+    TextConditionedDenoiser,
+    load_checkpoint,
+    with_frame_condition,
+)
 from vidgen.backends.latent_tasks import (
     EXTEND_CONTEXT,
     TASKS,
@@ -131,7 +135,8 @@ class LatentDiffusionBackend:
                         known: tuple[torch.Tensor, torch.Tensor] | None,
                         progress: ProgressCallback | None, steps: int, guidance: float,
                         *, x0: torch.Tensor | None = None, start_t: float = 1.0,
-                        resample: int = 1) -> torch.Tensor:
+                        resample: int = 1, network: TextConditionedDenoiser | None = None,
+                        ) -> torch.Tensor:
         """Latents of ``shape`` for ``prompt``; ``known`` = (latents, mask 1 = known).
 
         With ``x0`` (SDEdit) sampling starts at ``t = start_t`` from ``x0`` noised
@@ -139,13 +144,24 @@ class LatentDiffusionBackend:
         draw, as text-to-video's is, so ``start_t = 1`` under rectified flow is
         exactly text-to-video with the same seed. ``resample`` is RePaint's: each step
         with a known region runs that many times (``vidgen.diffusion.sample``).
+        A model trained with masked frame conditioning (``spec.conditioning ==
+        "frames"``) is also shown ``known`` as input channels (none known without it).
+        ``network`` samples with another model of this backend (the keyframe stage).
         """
-        tokens, mask, pooled = self.model.encode_text([prompt, ""])  # cond, uncond
+        net = network if network is not None else self.model
+        tokens, mask, pooled = net.encode_text([prompt, ""])  # cond, uncond
         cond = (tokens[:1], mask[:1], pooled[:1])
         uncond = (tokens[1:], mask[1:], pooled[1:])
+        conditioned = net.spec.conditioning == "frames"
 
         def denoiser(x: torch.Tensor, t: torch.Tensor, c: Any) -> torch.Tensor:
-            out: torch.Tensor = self.model.denoiser(x, t, *c)
+            if conditioned:
+                if known is None:
+                    values, shown = torch.zeros_like(x), torch.zeros_like(x[:1, :1])
+                else:  # a spatial mask counts where any channel is known
+                    values, shown = known[0], known[1].amax(dim=1, keepdim=True)
+                x = with_frame_condition(x, values, shown)  # (B, 2C+1, T, H, W)
+            out: torch.Tensor = net.denoiser(x, t, *c)
             return out
 
         def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -176,15 +192,18 @@ class LatentDiffusionBackend:
         frames = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return frames.permute(1, 2, 3, 0).cpu().numpy()  # (T, H, W, 3)
 
-    def sample(self, request: GenerationRequest, progress: ProgressCallback | None = None
-               ) -> Video:
-        caps = self.capabilities()
-        caps.check(request, self.name)
+    def _check_captions(self, request: GenerationRequest) -> None:
         if isinstance(self.model.text_encoder, CaptionEncoder):
             # Trained on the caption language only: a word outside it would be an <unk>
             # token and the clip a guess, so refuse it the way the scene backend does.
             for text in (request.prompt, *request.storyboard):
                 parse_caption(text)
+
+    def sample(self, request: GenerationRequest, progress: ProgressCallback | None = None
+               ) -> Video:
+        caps = self.capabilities()
+        caps.check(request, self.name)
+        self._check_captions(request)
         if request.storyboard and request.task != Task.STORYBOARD:
             raise ConfigurationError(f"storyboard prompts apply to the storyboard task only, "
                                      f"not {request.task.value!r}")

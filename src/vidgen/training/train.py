@@ -35,6 +35,7 @@ from vidgen.backends.latent import (
     TextConditionedDenoiser,
     load_checkpoint,
     save_checkpoint,
+    with_frame_condition,
 )
 from vidgen.backends.text_encoder import CaptionEncoderConfig
 from vidgen.diffusion import add_noise, diffusion_loss, get_schedule, sample_training_t, target
@@ -74,13 +75,16 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     init: str = ""  # start a fresh run from these weights (fine-tuning), else from scratch
+    conditioning: str = "none"  # "frames": masked frame conditioning (keyframe interpolation)
+    frame_stride: int = 1  # train on every k-th latent frame (2: a keyframe model)
 
     def spec(self, latent_channels: int) -> ModelSpec:
         return ModelSpec(
             architecture=self.architecture, preset=self.preset, schedule=self.schedule,
             prediction=self.prediction, latent_channels=latent_channels,
             text=CaptionEncoderConfig(width=self.text_width, depth=self.text_depth),
-            autoencoder=Path(self.autoencoder).name, overrides=dict(self.overrides))
+            autoencoder=Path(self.autoencoder).name, overrides=dict(self.overrides),
+            conditioning=self.conditioning, frame_stride=self.frame_stride)
 
 
 def resolve_weights(name: str) -> Path:
@@ -148,6 +152,42 @@ def build_latent_cache(config: TrainConfig, path: Path, log: Log, *, device: str
 
 
 # --- the loop -------------------------------------------------------------------------------
+
+
+def sample_frame_masks(batch: int, frames: int, generator: torch.Generator) -> torch.Tensor:
+    """Which latent frames a conditioned model is shown, per sample: (B, 1, T, 1, 1), 1 = known.
+
+    A quarter each: none (text-to-video), the first (image-to-video), a prefix
+    (extension), every other frame (keyframe interpolation: the cascade's case).
+    """
+    kind = torch.randint(4, (batch,), generator=generator)
+    prefix = torch.randint(1, max(2, frames), (batch,), generator=generator)
+    position = torch.arange(frames)
+    masks = torch.stack([
+        torch.zeros(batch, frames),
+        (position == 0).float().expand(batch, frames),
+        (position[None] < prefix[:, None]).float(),
+        (position % 2 == 0).float().expand(batch, frames),
+    ])  # (4, B, T)
+    chosen = masks[kind, torch.arange(batch)]  # (B, T)
+    return chosen[:, None, :, None, None]
+
+
+def _widen_inputs(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+                  ) -> dict[str, torch.Tensor]:
+    """``source`` weights for ``target``'s shapes: a layer that now reads extra input
+    channels (the conditioning) keeps its old weights and gets zeros for the new ones,
+    so the widened model starts as exactly the old one."""
+    out = {}
+    for key, value in source.items():
+        want = target[key].shape
+        if value.shape != want and value.ndim >= 2 and value.shape[0] == want[0] \
+                and value.shape[2:] == want[2:] and value.shape[1] < want[1]:
+            widened = torch.zeros(want, dtype=value.dtype)
+            widened[:, :value.shape[1]] = value
+            value = widened
+        out[key] = value
+    return out
 
 
 def _lr(config: TrainConfig, step: int) -> float:
@@ -289,12 +329,15 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: 
         emit({"event": "resume", "step": step})
     elif config.init:
         start, _ = load_checkpoint(resolve_weights(config.init))
-        # Another autoencoder is allowed: fine-tuning to a new latent space is the point.
-        if attrs.evolve(start.spec, autoencoder=spec.autoencoder) != spec:
+        # Another autoencoder, frame rate or conditioning is allowed: fine-tuning to them
+        # is the point (a keyframe or interpolation model starts from a text-to-video one).
+        if attrs.evolve(start.spec, autoencoder=spec.autoencoder, conditioning=spec.conditioning,
+                        frame_stride=spec.frame_stride) != spec:
             raise ConfigurationError(f"{config.init} holds another model ({start.spec}); "
                                      f"cannot start {spec} from it")
-        model.load_state_dict(start.state_dict())
-        ema.load_state_dict(start.state_dict())
+        state = _widen_inputs(start.state_dict(), model.state_dict())
+        model.load_state_dict(state)
+        ema.load_state_dict(state)
         emit({"event": "init", "weights": config.init})
     model.train()
     denoiser: Callable[..., torch.Tensor] = model.denoiser
@@ -343,7 +386,7 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: 
         t = sample_training_t(config.batch_size, generator, kind=config.time_sampling,
                               device=device)
         index, drop = index.to(device), drop.to(device)
-        x0 = latents[index].float()  # (B, C, T', H', W')
+        x0 = latents[index].float()[:, :, ::config.frame_stride]  # (B, C, T', H', W')
         eps = torch.randn(x0.shape, generator=noise, device=noise.device).to(device)
         batch_ids = torch.where(drop[:, None], empty_ids, ids[index])  # (B, L)
         batch_mask = torch.where(drop[:, None], empty_mask, mask[index])  # (B, L)
@@ -352,6 +395,9 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: 
             group["lr"] = _lr(config, step)
         optimizer.zero_grad(set_to_none=True)
 
+        if config.conditioning == "frames":
+            known = sample_frame_masks(config.batch_size, x0.shape[2], generator).to(device)
+            x_t = with_frame_condition(x_t, x0, known)  # (B, 2C+1, T', H', W')
         batch = (x_t, t, batch_ids, batch_mask, x0, eps)
         if step == first_step and denoiser is not model.denoiser:
             try:
