@@ -494,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl.set_defaults(func=_cmd_consent_list)
 
     t = sub.add_parser("train", help="train a native backend on scene clips (resumable)")
-    t.add_argument("--backend", default="dit", help="architecture (dit)")
+    t.add_argument("--backend", default="dit", help="architecture: dit or stunet")
     t.add_argument("--preset", default="tiny")
     t.add_argument("--out", type=Path, required=True, help="run directory; resumed if present")
     t.add_argument("--steps", type=int, default=20_000)
