@@ -192,6 +192,17 @@ class LatentDiffusionBackend:
         frames = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return frames.permute(1, 2, 3, 0).cpu().numpy()  # (T, H, W, 3)
 
+    def _first_frame(self, request: GenerationRequest, height: int, width: int
+                     ) -> tuple[np.ndarray, torch.Tensor]:
+        """Image-to-video's given image, checked, and its latent (1, C, 1, H', W')."""
+        image = request.inputs.image
+        if image is None:
+            raise BackendError("image_to_video needs an input image")
+        if image.shape[:2] != (height, width):
+            raise BackendError(f"the input image is {image.shape[1]}x{image.shape[0]}; "
+                               f"this request generates {width}x{height}")
+        return image, self._encode(image[None])
+
     def _check_captions(self, request: GenerationRequest) -> None:
         if isinstance(self.model.text_encoder, CaptionEncoder):
             # Trained on the caption language only: a word outside it would be an <unk>
@@ -223,13 +234,7 @@ class LatentDiffusionBackend:
                                      steps, guidance)
             return Video(self._decode(z, frames), fps=fps)
         if request.task == Task.IMAGE_TO_VIDEO:
-            image = request.inputs.image
-            if image is None:
-                raise BackendError("image_to_video needs an input image")
-            if image.shape[:2] != (height, width):
-                raise BackendError(f"the input image is {image.shape[1]}x{image.shape[0]}; "
-                                   f"this request generates {width}x{height}")
-            first = self._encode(image[None])  # (1, C, 1, H', W')
+            image, first = self._first_frame(request, height, width)
             known = torch.zeros(latent, device=self.device)
             known[:, :, :1] = first
             mask = torch.zeros(1, 1, latent[2], 1, 1, device=self.device)

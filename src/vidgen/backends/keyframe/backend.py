@@ -34,7 +34,7 @@ import torch
 from vidgen.backends.base import Capabilities, ProgressCallback
 from vidgen.backends.latent import TextConditionedDenoiser, load_checkpoint
 from vidgen.backends.latent_backend import LatentDiffusionBackend
-from vidgen.errors import BackendError, ConfigurationError
+from vidgen.errors import ConfigurationError
 from vidgen.paths import weights_dir
 from vidgen.types import GenerationRequest, Task, Video
 
@@ -101,13 +101,7 @@ class KeyframeBackend(LatentDiffusionBackend):
         latent = (1, *self.vae.config.latent_shape(frames, height, width))  # (1, C, T', H', W')
         first: torch.Tensor | None = None
         if request.task == Task.IMAGE_TO_VIDEO:
-            image = request.inputs.image
-            if image is None:
-                raise BackendError("image_to_video needs an input image")
-            if image.shape[:2] != (height, width):
-                raise BackendError(f"the input image is {image.shape[1]}x{image.shape[0]}; "
-                                   f"this request generates {width}x{height}")
-            first = self._encode(image[None])  # (1, C, 1, H', W')
+            _image, first = self._first_frame(request, height, width)  # (1, C, 1, H', W')
         # 1. keyframes: latent frames 0, 2, 4, ... at half the frame rate
         count = math.ceil(latent[2] / 2)
         key_shape = (1, latent[1], count, latent[3], latent[4])
