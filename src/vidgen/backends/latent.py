@@ -87,28 +87,26 @@ def register_architecture(name: str, factory: Callable[[ModelSpec], nn.Module]) 
     DENOISER_FACTORIES[name] = factory
 
 
+def _preset_config(presets: dict[str, Any], label: str, spec: ModelSpec) -> Any:
+    """The spec's preset with its latent, conditioning and text sizes and overrides applied."""
+    if spec.preset not in presets:
+        raise ConfigurationError(f"unknown {label} preset {spec.preset!r}; "
+                                 f"choose from {', '.join(presets)}")
+    return attrs.evolve(presets[spec.preset], in_channels=spec.latent_channels,
+                        cond_channels=spec.cond_channels, text_dim=spec.text.width,
+                        **_tuple_fields(spec.overrides))
+
+
 def _dit_factory(spec: ModelSpec) -> nn.Module:
     from vidgen.backends.dit.model import DIT_PRESETS, DiT
 
-    if spec.preset not in DIT_PRESETS:
-        raise ConfigurationError(f"unknown DiT preset {spec.preset!r}; "
-                                 f"choose from {', '.join(DIT_PRESETS)}")
-    config = attrs.evolve(DIT_PRESETS[spec.preset], in_channels=spec.latent_channels,
-                          cond_channels=spec.cond_channels, text_dim=spec.text.width,
-                          **_tuple_fields(spec.overrides))
-    return DiT(config)
+    return DiT(_preset_config(DIT_PRESETS, "DiT", spec))
 
 
 def _stunet_factory(spec: ModelSpec) -> nn.Module:
     from vidgen.backends.stunet.model import STUNET_PRESETS, STUNet
 
-    if spec.preset not in STUNET_PRESETS:
-        raise ConfigurationError(f"unknown STUNet preset {spec.preset!r}; "
-                                 f"choose from {', '.join(STUNET_PRESETS)}")
-    config = attrs.evolve(STUNET_PRESETS[spec.preset], in_channels=spec.latent_channels,
-                          cond_channels=spec.cond_channels, text_dim=spec.text.width,
-                          **_tuple_fields(spec.overrides))
-    return STUNet(config)
+    return STUNet(_preset_config(STUNET_PRESETS, "STUNet", spec))
 
 
 def _tuple_fields(overrides: dict[str, Any]) -> dict[str, Any]:
