@@ -35,6 +35,7 @@ from vidgen.backends.latent import (
 from vidgen.backends.latent_tasks import (
     EXTEND_CONTEXT,
     TASKS,
+    Settings,
     extend_frames,
     resample_of,
     settings_for,
@@ -223,28 +224,35 @@ class LatentDiffusionBackend:
             settings = settings_for(request, caps, self.name, default_steps=self.steps,
                                     default_guidance=self.guidance)
             return TASKS[request.task](self, request, settings, progress)
-        frames = request.num_frames or caps.default_frames
-        height, width = request.height or caps.default_height, request.width or caps.default_width
-        fps = request.fps or caps.default_fps
-        steps = request.num_steps or self.steps
-        guidance = request.guidance if request.guidance is not None else self.guidance
-        latent = (1, *self.vae.config.latent_shape(frames, height, width))  # (1, C, T', H', W')
+        s = Settings(
+            frames=request.num_frames or caps.default_frames,
+            height=request.height or caps.default_height,
+            width=request.width or caps.default_width, fps=request.fps or caps.default_fps,
+            steps=request.num_steps or self.steps,
+            guidance=request.guidance if request.guidance is not None else self.guidance)
+        if request.task in (Task.TEXT_TO_VIDEO, Task.IMAGE_TO_VIDEO):
+            return self._text_or_image_to_video(request, s, progress)
+        return self._extend(request, s.frames, s.height, s.width, s.fps, s.steps, s.guidance,
+                            progress)
+
+    def _text_or_image_to_video(self, request: GenerationRequest, s: Settings,
+                                progress: ProgressCallback | None) -> Video:
+        """One pass over the whole latent clip; image-to-video fixes its first latent frame."""
+        latent = (1, *self.vae.config.latent_shape(s.frames, s.height, s.width))  # (1,C,T',H',W')
         if request.task == Task.TEXT_TO_VIDEO:
             z = self._sample_latents(request.prompt, latent, request.seed, None, progress,
-                                     steps, guidance)
-            return Video(self._decode(z, frames), fps=fps)
-        if request.task == Task.IMAGE_TO_VIDEO:
-            image, first = self._first_frame(request, height, width)
-            known = torch.zeros(latent, device=self.device)
-            known[:, :, :1] = first
-            mask = torch.zeros(1, 1, latent[2], 1, 1, device=self.device)
-            mask[:, :, 0] = 1.0
-            z = self._sample_latents(request.prompt, latent, request.seed, (known, mask),
-                                     progress, steps, guidance, resample=resample_of(request, 1))
-            out = self._decode(z, frames)
-            out[0] = image  # the given first frame, exactly
-            return Video(out, fps=fps)
-        return self._extend(request, frames, height, width, fps, steps, guidance, progress)
+                                     s.steps, s.guidance)
+            return Video(self._decode(z, s.frames), fps=s.fps)
+        image, first = self._first_frame(request, s.height, s.width)
+        known = torch.zeros(latent, device=self.device)
+        known[:, :, :1] = first
+        mask = torch.zeros(1, 1, latent[2], 1, 1, device=self.device)
+        mask[:, :, 0] = 1.0
+        z = self._sample_latents(request.prompt, latent, request.seed, (known, mask),
+                                 progress, s.steps, s.guidance, resample=resample_of(request, 1))
+        out = self._decode(z, s.frames)
+        out[0] = image  # the given first frame, exactly
+        return Video(out, fps=s.fps)
 
     def _extend(self, request: GenerationRequest, frames: int, height: int, width: int,
                 fps: float, steps: int, guidance: float,

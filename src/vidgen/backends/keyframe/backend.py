@@ -34,6 +34,7 @@ import torch
 from vidgen.backends.base import Capabilities, ProgressCallback
 from vidgen.backends.latent import TextConditionedDenoiser, load_checkpoint
 from vidgen.backends.latent_backend import LatentDiffusionBackend
+from vidgen.backends.latent_tasks import Settings
 from vidgen.errors import ConfigurationError
 from vidgen.paths import weights_dir
 from vidgen.types import GenerationRequest, Task, Video
@@ -86,22 +87,13 @@ class KeyframeBackend(LatentDiffusionBackend):
     def capabilities(self) -> Capabilities:
         return attrs.evolve(super().capabilities(), model_id=f"vidgen/keyframe-{self.preset}")
 
-    def sample(self, request: GenerationRequest, progress: ProgressCallback | None = None
-               ) -> Video:
-        if request.task not in (Task.TEXT_TO_VIDEO, Task.IMAGE_TO_VIDEO):
-            return super().sample(request, progress)  # the interpolation model edits
-        caps = self.capabilities()
-        caps.check(request, self.name)
-        self._check_captions(request)
-        frames = request.num_frames or caps.default_frames
-        height, width = request.height or caps.default_height, request.width or caps.default_width
-        fps = request.fps or caps.default_fps
-        steps = request.num_steps or self.steps
-        guidance = request.guidance if request.guidance is not None else self.guidance
-        latent = (1, *self.vae.config.latent_shape(frames, height, width))  # (1, C, T', H', W')
+    def _text_or_image_to_video(self, request: GenerationRequest, s: Settings,
+                                progress: ProgressCallback | None) -> Video:
+        """The cascade; every other task runs on the interpolation model (the base class)."""
+        latent = (1, *self.vae.config.latent_shape(s.frames, s.height, s.width))  # (1,C,T',H',W')
         first: torch.Tensor | None = None
         if request.task == Task.IMAGE_TO_VIDEO:
-            _image, first = self._first_frame(request, height, width)  # (1, C, 1, H', W')
+            _image, first = self._first_frame(request, s.height, s.width)  # (1, C, 1, H', W')
         # 1. keyframes: latent frames 0, 2, 4, ... at half the frame rate
         count = math.ceil(latent[2] / 2)
         key_shape = (1, latent[1], count, latent[3], latent[4])
@@ -113,19 +105,19 @@ class KeyframeBackend(LatentDiffusionBackend):
             mask[:, :, 0] = 1.0
             key_known = (values, mask)
         keyframes = self._sample_latents(request.prompt, key_shape, request.seed, key_known,
-                                         None, steps, guidance, network=self.keyframe_model)
+                                         None, s.steps, s.guidance, network=self.keyframe_model)
         # 2. interpolation: every other latent frame known, the rest drawn between them
         values = torch.zeros(latent, device=self.device)
         values[:, :, 0::2] = keyframes
         mask = torch.zeros(1, 1, latent[2], 1, 1, device=self.device)
         mask[:, :, 0::2] = 1.0
         z = self._sample_latents(request.prompt, latent, request.seed + 1, (values, mask),
-                                 progress, steps, guidance)
-        out = self._decode(z, frames)
+                                 progress, s.steps, s.guidance)
+        out = self._decode(z, s.frames)
         if request.task == Task.IMAGE_TO_VIDEO:
             assert request.inputs.image is not None
             out[0] = request.inputs.image  # the given first frame, exactly
-        return Video(out, fps=fps)
+        return Video(out, fps=s.fps)
 
 
 __all__ = ["DEFAULT_KEYFRAME_WEIGHTS", "DEFAULT_WEIGHTS", "KeyframeBackend"]
