@@ -13,11 +13,11 @@ import torch
 from vidgen.backends.dit import DiTBackend
 from vidgen.backends.latent import load_checkpoint
 from vidgen.errors import ConfigurationError
-from vidgen.training.autoencoder import AutoencoderConfig, VideoAutoencoder, save_autoencoder
 from vidgen.training.train import TrainConfig, export, train
 from vidgen.types import GenerationRequest, Inputs, Task, Video
 
 from .conftest import DevKeys
+from .tiny_models import tiny_recipe
 
 torch.set_num_threads(1)
 
@@ -25,13 +25,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, TrainConfig]:
     root = tmp_path_factory.mktemp("dit")
-    torch.manual_seed(0)
-    vae = VideoAutoencoder(AutoencoderConfig(base_channels=8, channel_multipliers=(1, 2, 2)))
-    save_autoencoder(vae, root / "vae-test.safetensors")
-    config = TrainConfig(preset="test", text_width=32, text_depth=1,
-                         autoencoder=str(root / "vae-test.safetensors"), steps=4, batch_size=2,
-                         cache_clips=6, num_frames=8, height=32, width=32, warmup=1,
-                         checkpoint_every=2, log_every=1)
+    config = tiny_recipe(root)
     run = root / "run"
     assert train(config, run, max_minutes=None, threads=1) == 4
     weights = export(run, root / "dit-test.safetensors")

@@ -12,9 +12,10 @@ import torch
 from vidgen.backends.keyframe import KeyframeBackend
 from vidgen.backends.latent import load_checkpoint, with_frame_condition
 from vidgen.errors import ConfigurationError
-from vidgen.training.autoencoder import AutoencoderConfig, VideoAutoencoder, save_autoencoder
 from vidgen.training.train import TrainConfig, export, sample_frame_masks, train
 from vidgen.types import GenerationRequest, Inputs, Task
+
+from .tiny_models import tiny_recipe
 
 torch.set_num_threads(1)
 
@@ -22,13 +23,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def cascade(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("keyframe")
-    torch.manual_seed(0)
-    vae = VideoAutoencoder(AutoencoderConfig(base_channels=8, channel_multipliers=(1, 2, 2)))
-    save_autoencoder(vae, root / "vae-test.safetensors")
-    base = TrainConfig(preset="test", text_width=32, text_depth=1,
-                       autoencoder=str(root / "vae-test.safetensors"), steps=3, batch_size=2,
-                       cache_clips=6, num_frames=8, height=32, width=32, warmup=1,
-                       checkpoint_every=3, log_every=1)
+    base = tiny_recipe(root, steps=3, checkpoint_every=3)
     paths = {}
     train(base, root / "plain", threads=1)
     paths["plain"] = export(root / "plain", root / "plain.safetensors")

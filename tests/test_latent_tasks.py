@@ -31,11 +31,12 @@ from vidgen.backends.latent_tasks import (
 )
 from vidgen.backends.stunet import STUNetBackend
 from vidgen.pipeline import Pipeline
-from vidgen.training.autoencoder import AutoencoderConfig, VideoAutoencoder, save_autoencoder
-from vidgen.training.train import TrainConfig, export, train
+from vidgen.training.autoencoder import AutoencoderConfig
+from vidgen.training.train import export, train
 from vidgen.types import Frames, GenerationRequest, Inputs, Task, Video
 
 from .conftest import DevKeys
+from .tiny_models import tiny_autoencoder, tiny_recipe
 
 torch.set_num_threads(1)
 
@@ -54,14 +55,10 @@ def backend(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> LatentDiffusionBackend:
     arch: str = request.param
     root = tmp_path_factory.mktemp(arch)
-    torch.manual_seed(0)
-    vae = VideoAutoencoder(AutoencoderConfig(base_channels=8, channel_multipliers=(1, 2, 2)))
+    vae = tiny_autoencoder()
     _jitter(vae, 0.05, 1)
-    save_autoencoder(vae, root / "vae-test.safetensors")
-    config = TrainConfig(architecture=arch, preset="test", text_width=32, text_depth=1,
-                         autoencoder=str(root / "vae-test.safetensors"), steps=2, batch_size=2,
-                         cache_clips=4, num_frames=T, height=H, width=W, warmup=1,
-                         checkpoint_every=2, log_every=1)
+    config = tiny_recipe(root, vae, architecture=arch, steps=2, cache_clips=4, num_frames=T,
+                         height=H, width=W)
     assert train(config, root / "run", max_minutes=None, threads=1) == 2
     weights = export(root / "run", root / f"{arch}-test.safetensors")
     model, metadata = load_checkpoint(weights)

@@ -18,9 +18,10 @@ from vidgen.backends.stunet.model import parameter_count
 from vidgen.backends.text_encoder import CaptionEncoder, CaptionEncoderConfig
 from vidgen.errors import ConfigurationError
 from vidgen.paths import weights_dir
-from vidgen.training.autoencoder import AutoencoderConfig, VideoAutoencoder, save_autoencoder
 from vidgen.training.train import TrainConfig, export, train
 from vidgen.types import GenerationRequest, Inputs, Task, Video
+
+from .tiny_models import tiny_recipe
 
 torch.set_num_threads(1)
 
@@ -157,13 +158,7 @@ def test_spec_overrides_rebuild() -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, TrainConfig]:
     root = tmp_path_factory.mktemp("stunet")
-    torch.manual_seed(0)
-    vae = VideoAutoencoder(AutoencoderConfig(base_channels=8, channel_multipliers=(1, 2, 2)))
-    save_autoencoder(vae, root / "vae-test.safetensors")
-    config = TrainConfig(architecture="stunet", preset="test", text_width=32, text_depth=1,
-                         autoencoder=str(root / "vae-test.safetensors"), steps=4, batch_size=2,
-                         cache_clips=6, num_frames=8, height=32, width=32, warmup=1,
-                         checkpoint_every=2, log_every=1)
+    config = tiny_recipe(root, architecture="stunet")
     run = root / "run"
     assert train(config, run, max_minutes=None, threads=1) == 4
     weights = export(run, root / "stunet-test.safetensors")
