@@ -81,6 +81,25 @@ class SigningError(VidgenError):
     stage = "sign"
 
 
+class TransientSignerError(SigningError):
+    """Raised by a signing callback (KMS, HSM, remote service) for a failure worth retrying:
+    throttling, a 503, a dropped connection. Any other exception from a callback is taken
+    as permanent and is not retried (see ``CallbackSigner``)."""
+
+
+class SignerUnavailable(SigningError):
+    """The signer did not answer in time or failed transiently on every attempt (an outage).
+
+    ``signer`` names it and ``attempts`` says how many calls were made.
+    """
+
+    def __init__(self, message: str, *, signer: str, attempts: int,
+                 stage: str | None = None) -> None:
+        super().__init__(message, stage=stage)
+        self.signer = signer
+        self.attempts = attempts
+
+
 class KeyMaterialError(SigningError):
     """A key or certificate is missing, malformed, or stored insecurely."""
 
@@ -115,8 +134,10 @@ __all__ = [
     "MediaError",
     "OutputError",
     "PolicyViolation",
+    "SignerUnavailable",
     "SigningError",
     "StoreError",
+    "TransientSignerError",
     "UnknownBackend",
     "UnsupportedTask",
     "VidgenError",

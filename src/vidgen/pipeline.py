@@ -14,6 +14,7 @@ built (``WatermarkError``) rather than write unmarked files.
 from __future__ import annotations
 
 import datetime
+import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vidgen.backends.base import Backend, ProgressCallback, load_backend
-from vidgen.errors import ConfigurationError, WatermarkError
+from vidgen.errors import ConfigurationError, OutputError, WatermarkError
 from vidgen.provenance.c2pa import Ingredient
 from vidgen.provenance.disclosure import DisclosureLabel
 from vidgen.provenance.keys import (
@@ -353,7 +354,12 @@ def _output_path(output: str | Path | None, seed: int) -> Path:
         raise ConfigurationError(f"output {path} is a directory")
     if not path.parent.is_dir():
         raise ConfigurationError(f"output directory {path.parent} does not exist")
-    return path.absolute()
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {path.parent} is not writable (read-only "
+                          "directory or file system); nothing was generated")
+    # The directory is resolved (symlinks, ".."), the name is not: an output that is a
+    # symlink is replaced by the new file, never written through.
+    return path.parent.resolve() / path.name
 
 
 def _image(image: ImageInput) -> tuple[Frames, Path | None]:

@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import attrs
 import c2pa
 
 from vidgen import __version__
-from vidgen.errors import MediaError, SigningError
-from vidgen.provenance.keys import CallbackSigner, PemSigner, Signer, der_to_raw_ecdsa
+from vidgen.errors import MediaError, OutputError, SigningError, VidgenError
+from vidgen.provenance.keys import CallbackSigner, PemSigner, Signer
 from vidgen.types import C2paReport
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -244,8 +245,17 @@ def _ingredient_json(ingredient: Ingredient, index: int) -> dict[str, Any]:
     return {"title": ingredient.title, "relationship": ingredient.relationship, "label": label}
 
 
+class _SignerFailed(Exception):
+    """What the C2PA library sees when the signer fails. Its message is neutral on purpose:
+    the library logs it, and the real cause (kept in ``errors``) may name a service."""
+
+
 def native_signer(signer: Signer, errors: list[BaseException]) -> Any:
-    """A c2pa.Signer; exceptions raised by a callback are kept to re-raise with context."""
+    """A c2pa.Signer; exceptions raised by a callback are kept to re-raise with context.
+
+    A ``CallbackSigner`` is called through ``callback_signature``: a timeout per
+    attempt, retries of transient failures, and a local check of the signature.
+    """
     alg = _ALGS[signer.alg]
     tsa = signer.tsa_url
     if isinstance(signer, PemSigner):
@@ -254,14 +264,14 @@ def native_signer(signer: Signer, errors: list[BaseException]) -> Any:
             tsa.encode() if tsa else None)
         return c2pa.Signer.from_info(info)
     if isinstance(signer, CallbackSigner):
-        user_sign = signer.sign
+        from vidgen.provenance.callback_signing import callback_signature
 
         def sign(data: bytes) -> bytes:
             try:
-                return der_to_raw_ecdsa(user_sign(data), signer.alg)
+                return callback_signature(signer, data)
             except BaseException as exc:
                 errors.append(exc)
-                raise
+                raise _SignerFailed("the signer failed; vidgen reports the cause") from None
 
         return c2pa.Signer.from_callback(sign, alg, signer.cert_chain_pem.decode(), tsa)
     raise SigningError(f"not a signer: {type(signer).__name__}")
@@ -274,9 +284,60 @@ def add_ingredients(builder: Any, claim: GenerationClaim) -> None:
             builder.add_ingredient(_ingredient_json(ingredient, i), ingredient.mime, stream)
 
 
-def signer_failure(exc: BaseException) -> SigningError:
-    """The error for a signer (callback, KMS, HSM) that raised while signing."""
-    return SigningError(f"the signer failed: {type(exc).__name__}: {exc}")
+def raise_signer_failure(exc: BaseException) -> NoReturn:
+    """Re-raise what a signer (callback, KMS, HSM) raised while signing, as a ``SigningError``
+    (one the signing code made already is raised as it is; an interrupt stays one)."""
+    if isinstance(exc, SigningError | KeyboardInterrupt | SystemExit):
+        raise exc
+    raise SigningError(f"the signer failed: {type(exc).__name__}: {exc}") from exc
+
+
+# Write failures that mean "the output's file system refused", not "signing failed".
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES,
+                         errno.EPERM, errno.EIO})
+
+
+def write_failure(exc: OSError, path: Path) -> VidgenError:
+    """The typed error for an OSError while writing a signed file: ``OutputError`` (stage
+    ``sign``) when the file system refused (disk full, quota, read-only), else
+    ``SigningError``."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in DISK_ERRNOS:
+        return OutputError(f"cannot write the signed file in {path.parent}: {reason}; "
+                           "no output was written", stage="sign")
+    return SigningError(f"C2PA signing failed writing {path}: {reason}")
+
+
+class _RecordingFile:
+    """A file for the C2PA library's streams that remembers the first OSError: the library
+    turns exceptions from its stream callbacks into an opaque I/O error."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self.error: OSError | None = None
+
+    def _call(self, name: str, *args: Any) -> Any:
+        try:
+            return getattr(self._file, name)(*args)
+        except OSError as exc:
+            if self.error is None:
+                self.error = exc
+            raise
+
+    def read(self, *args: Any) -> Any:
+        return self._call("read", *args)
+
+    def write(self, *args: Any) -> Any:
+        return self._call("write", *args)
+
+    def seek(self, *args: Any) -> Any:
+        return self._call("seek", *args)
+
+    def tell(self) -> Any:
+        return self._call("tell")
+
+    def flush(self) -> Any:
+        return self._call("flush")
 
 
 def sign_mp4(source: Path, dest: Path, claim: GenerationClaim, signer: Signer) -> dict[str, Any]:
@@ -288,18 +349,24 @@ def sign_mp4(source: Path, dest: Path, claim: GenerationClaim, signer: Signer) -
     """
     definition = manifest_definition(claim)
     errors: list[BaseException] = []
+    recorder: _RecordingFile | None = None
     try:
         signer_handle = native_signer(signer, errors)
         context = c2pa.Context(settings=c2pa.Settings.from_dict(SIGN_SETTINGS))
         builder = c2pa.Builder(json.dumps(definition), context=context)
         add_ingredients(builder, claim)
         with open(source, "rb") as src, open(dest, "w+b") as dst:
-            builder.sign(signer_handle, "video/mp4", src, dst)
+            recorder = _RecordingFile(dst)
+            builder.sign(signer_handle, "video/mp4", src, recorder)
     except SigningError:
         raise
+    except OSError as exc:
+        raise write_failure(exc, dest) from exc
     except Exception as exc:
         if errors:
-            raise signer_failure(errors[0]) from errors[0]
+            raise_signer_failure(errors[0])
+        if recorder is not None and recorder.error is not None:
+            raise write_failure(recorder.error, dest) from recorder.error
         raise SigningError(f"C2PA signing failed: {exc}") from exc
     return definition
 

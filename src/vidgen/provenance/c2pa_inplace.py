@@ -33,7 +33,8 @@ from vidgen.provenance.c2pa import (
     add_ingredients,
     manifest_definition,
     native_signer,
-    signer_failure,
+    raise_signer_failure,
+    write_failure,
 )
 from vidgen.provenance.keys import Signer
 
@@ -120,10 +121,12 @@ def sign_mp4_in_place(path: Path, claim: GenerationClaim, signer: Signer) -> dic
         context.close()
     except SigningError as exc:
         if errors:
-            raise signer_failure(errors[0]) from errors[0]
+            raise_signer_failure(errors[0])
         raise exc
+    except OSError as exc:
+        raise write_failure(exc, path) from exc
     except Exception as exc:
         if errors:
-            raise signer_failure(errors[0]) from errors[0]
+            raise_signer_failure(errors[0])
         raise SigningError(f"C2PA signing failed: {exc}") from exc
     return definition

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import os
+import random
+import re
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from vidgen.errors import KeyMaterialError
+from vidgen.errors import ConfigurationError, KeyMaterialError
 from vidgen.provenance.watermark.base import (
     DEFAULT_METHOD,
     key_from_env,
@@ -60,12 +64,27 @@ ENV_WATERMARK_METHOD = "VIDGEN_WATERMARK_METHOD"
 # --- files and permissions -------------------------------------------------------------
 
 
+_KEYISH = re.compile(r"-----BEGIN|[\r\n]|[0-9A-Fa-f]{40,}|[A-Za-z0-9+/=_-]{60,}")
+_NOT_A_PATH = "<a value that looks like key material, not a file path; it is not shown>"
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` for an error message, unless it looks like key material given where a path
+    belongs (a PEM block or a hex key in ``VIDGEN_SIGN_KEY``): that is never echoed."""
+    text = str(path)
+    if _KEYISH.search(text) and not os.path.lexists(text):
+        return _NOT_A_PATH
+    return text
+
+
 def check_private_key_permissions(path: Path) -> None:
     """Refuse a private key file that group or others can read or write."""
     try:
         mode = path.stat().st_mode
-    except OSError as exc:
-        raise KeyMaterialError(f"cannot read private key {path}: {exc.strerror}") from exc
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a usable file path"
+        raise KeyMaterialError(
+            f"cannot read private key {shown_path(path)}: {reason}") from None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyMaterialError(
             f"private key {path} is accessible by group/others (mode {stat.S_IMODE(mode):o}); "
@@ -90,8 +109,9 @@ def _write_public(path: Path, data: bytes) -> None:
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
-    except OSError as exc:
-        raise KeyMaterialError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a usable file path"
+        raise KeyMaterialError(f"cannot read {what} {shown_path(path)}: {reason}") from None
 
 
 def load_certificates(pem: bytes, source: str = "certificate data") -> list[x509.Certificate]:
@@ -190,6 +210,11 @@ class PemSigner:
             return None
         if not (cert and key):
             raise KeyMaterialError(f"set both {ENV_SIGN_CERT} and {ENV_SIGN_KEY}, or neither")
+        for var, value in ((ENV_SIGN_CERT, cert), (ENV_SIGN_KEY, key)):
+            if "-----BEGIN" in value:
+                raise KeyMaterialError(
+                    f"{var} holds PEM data; it must be the path of a PEM file (the value is "
+                    "not shown). For a key that must not touch the disk, use a CallbackSigner")
         return cls.from_files(cert, key, tsa_url=os.environ.get(ENV_TSA_URL) or None)
 
     @property
@@ -197,22 +222,74 @@ class PemSigner:
         return _common_name(load_certificates(self.cert_chain_pem)[0])
 
 
+def _positive_or_none(_instance: object, attribute: Any, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{attribute.name} must be a positive, finite number of "
+                                 f"seconds or None, got {value!r}")
+
+
+def _non_negative(_instance: object, attribute: Any, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value < 0:
+        raise ConfigurationError(f"{attribute.name} must be a finite number >= 0, got "
+                                 f"{value!r}")
+
+
+def _retry_count(_instance: object, _attribute: Any, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
+        raise ConfigurationError(f"retries must be an integer from 0 to 10, got {value!r}")
+
+
 @attrs.frozen
 class CallbackSigner:
     """Signs through a callable (KMS, HSM, remote service): the key never enters vidgen.
 
     ``sign(data) -> signature``. For ECDSA the COSE form is raw ``r || s``; a DER
-    signature (what most KMS APIs return) is converted automatically.
+    signature (what most KMS APIs return) is converted automatically. Every
+    signature is verified against the leaf certificate's public key before it is
+    embedded: a wrong-length, undecodable or non-verifying one is refused
+    (``SigningError``), never written.
+
+    Remote calls: each attempt runs in a worker thread and is abandoned after
+    ``timeout`` seconds (None: no limit, called inline in the signing thread, for
+    libraries bound to their calling thread). A timeout, ``TimeoutError``,
+    ``ConnectionError`` or ``vidgen.errors.TransientSignerError`` is retried up to
+    ``retries`` times, waiting ``backoff * 2**k`` seconds (at most ``max_backoff``)
+    with jitter between attempts; any other exception is permanent and fails at once.
+    When every attempt fails the job fails closed with ``SignerUnavailable``. The
+    longest a signature can take is therefore ``(retries + 1) * timeout`` plus the
+    waits. ``name`` labels the signer in errors (default: the certificate's CN).
+    ``sleep`` and ``jitter`` (a function returning a number in [0, 1)) are for tests.
     """
 
     sign: Callable[[bytes], bytes] = attrs.field(repr=False)
     cert_chain_pem: bytes
     alg: SigningAlg = "es256"
     tsa_url: str | None = None
+    timeout: float | None = attrs.field(default=30.0, validator=_positive_or_none)
+    retries: int = attrs.field(default=2, validator=_retry_count)
+    backoff: float = attrs.field(default=0.5, validator=_non_negative)
+    max_backoff: float = attrs.field(default=8.0, validator=_non_negative)
+    name: str | None = None
+    sleep: Callable[[float], None] = attrs.field(default=time.sleep, repr=False, eq=False)
+    jitter: Callable[[], float] = attrs.field(default=random.random, repr=False, eq=False)
 
     @property
     def signer_name(self) -> str:
         return _common_name(load_certificates(self.cert_chain_pem)[0])
+
+    @property
+    def display_name(self) -> str:
+        """``name``, else the certificate's common name (for error messages)."""
+        if self.name:
+            return self.name
+        try:
+            return self.signer_name
+        except KeyMaterialError:
+            return "callback signer"
 
 
 Signer = PemSigner | CallbackSigner
@@ -230,9 +307,9 @@ def der_to_raw_ecdsa(signature: bytes, alg: SigningAlg) -> bytes:
         return signature
     try:
         r, s = decode_dss_signature(signature)
-    except ValueError:
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    except (ValueError, OverflowError):
         return signature
-    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 
 def local_key_callback(
@@ -304,7 +381,7 @@ def init_dev_keys(
     undetectable. Delete the file yourself to rotate it.
     """
     keys = DevKeys.at(directory)
-    keys.directory.mkdir(parents=True, exist_ok=True)
+    keys.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     existing = [p for p in (keys.ca_cert, keys.ca_key, keys.signer_cert, keys.signer_key)
                 if p.exists()]
     if existing and not overwrite:
@@ -414,7 +491,7 @@ def default_watermark_key(keys_dir: str | Path | None = None) -> bytes:
     if not path.exists():
         log.warning("no watermark key configured; creating %s. Detecting the watermark "
                     "later needs this key (vidgen verify --key %s).", path, path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             return write_key_file(path)
         except FileExistsError:  # another process made it first

@@ -200,7 +200,7 @@ class ManifestStore:
             rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
             if rows != ["ok"]:
                 raise StoreError(f"manifest store {self.path} is damaged: "
-                                 + "; ".join(rows[:5]))
+                                 + "; ".join(rows[:5]) + "; " + _recover_hint(self.path))
             bad = conn.execute(
                 "SELECT count(*) FROM records WHERE json_valid(manifest) = 0").fetchone()[0]
             if bad:
@@ -313,13 +313,210 @@ class ManifestStore:
             finally:
                 conn.close()
 
+    def _insert_rows(self, rows: list[tuple[int, str, str, str, str]]) -> None:
+        """Insert (watermark_id, manifest JSON, sha256, path, recorded_at) rows as they are
+        (used by ``recover_store``; ``record`` is the normal way in)."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO records (watermark_id, manifest, sha256, path, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?)", rows)
+
     def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
         """Turn sqlite3 errors into ``StoreError`` with a message that says what to do."""
         return SqliteErrors(
             f"manifest store {self.path}", "manifest store", self.timeout,
             readonly_hint=f"; set {ENV_STORE} to a writable path",
+            corrupt_hint=_recover_hint(self.path),
             open_hint=f"check that its directory exists and is accessible, or set {ENV_STORE}",
         ).translate(action)
+
+
+def _recover_hint(path: Path) -> str:
+    return (f"move it aside to start a new one: `vidgen store recover {path}` does that and "
+            "keeps every record it can still read")
+
+
+# --- checking and recovering a damaged store ---------------------------------------------
+
+
+@attrs.frozen
+class StoreRecovery:
+    """What ``recover_store`` did."""
+
+    path: Path  # the store, now a new healthy file
+    moved_to: Path | None  # where the damaged file went (None: there was no file)
+    salvaged: int  # records copied over from the damaged file
+    rebuilt: int  # records re-created from the C2PA manifests of signed files
+    skipped: tuple[str, ...] = ()  # files under rebuild_from not used, and why
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path),
+                "moved_to": str(self.moved_to) if self.moved_to else None,
+                "salvaged": self.salvaged, "rebuilt": self.rebuilt,
+                "skipped": list(self.skipped)}
+
+
+def check_store(path: str | Path | None = None) -> int:
+    """Run the full integrity check on the store at ``path``; return its record count.
+
+    Raises ``StoreError`` (naming the file and ``vidgen store recover``) when it is
+    damaged, not a vidgen store, or written by a newer vidgen.
+    """
+    store = ManifestStore(path)
+    store.integrity_check()
+    return store.count()
+
+
+def recover_store(path: str | Path | None = None, *, rebuild_from: str | Path | None = None,
+                  trust_anchors: str | None = None, force: bool = False) -> StoreRecovery:
+    """Move a damaged store aside (to ``PATH.corrupt-<UTC time>``) and start a new one.
+
+    Every record still readable in the damaged file is copied over (a damaged
+    page ends the salvage; what came before it is kept). ``rebuild_from`` is a
+    directory of vidgen outputs: each signed MP4/MOV whose C2PA manifest is intact
+    (``trusted`` when ``trust_anchors`` is given, else ``valid`` or ``trusted``) and
+    carries a vidgen soft binding is recorded again under its watermark id.
+
+    A store that passes the integrity check is left alone unless ``force``; one
+    written by a newer vidgen is never moved (upgrade vidgen instead). Stop the
+    processes that write to the store first: a writer that still has the old file
+    open keeps writing to the moved file.
+    """
+    store_path = Path(path).expanduser() if path is not None else default_store_path()
+    moved_to: Path | None = None
+    rows: list[tuple[int, str, str, str, str]] = []
+    if store_path.exists():
+        version = _file_schema_version(store_path)
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(f"manifest store {store_path} has schema version {version}, newer "
+                             f"than this vidgen understands ({SCHEMA_VERSION}); upgrade vidgen "
+                             "(the file is not damaged, so it is not recovered)")
+        if not force:
+            try:
+                check_store(store_path)
+            except StoreError:
+                pass
+            else:
+                raise StoreError(f"manifest store {store_path} passes the integrity check; "
+                                 "nothing to recover (pass force=True / --force to start a "
+                                 "new store anyway)")
+        moved_to = _move_aside(store_path)
+        rows = _salvage(moved_to)
+    new = ManifestStore(store_path)
+    new._insert_rows(rows)  # also creates the new file and its schema
+    rebuilt, skipped = (0, ()) if rebuild_from is None else _rebuild(
+        new, Path(rebuild_from), trust_anchors, {(r[0], r[2]) for r in rows})
+    return StoreRecovery(store_path, moved_to, len(rows), rebuilt, skipped)
+
+
+def _file_schema_version(path: Path) -> int | None:
+    """The schema version recorded in a store file, None when it cannot be read."""
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            return _schema_version(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
+def _move_aside(path: Path) -> Path:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    try:
+        os.replace(path, target)
+        for suffix in ("-wal", "-shm"):  # the journal holds committed records too
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                os.replace(side, target.with_name(target.name + suffix))
+    except OSError as exc:
+        raise StoreError(f"cannot move the manifest store {path} aside: "
+                         f"{exc.strerror or exc}") from exc
+    return target
+
+
+def _salvage(path: Path) -> list[tuple[int, str, str, str, str]]:
+    """The records still readable in a damaged store file, in insertion order."""
+    rows: list[tuple[int, str, str, str, str]] = []
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                               isolation_level=None)
+    except sqlite3.Error:
+        return rows
+    try:
+        cursor = conn.execute("SELECT watermark_id, manifest, sha256, path, recorded_at "
+                              "FROM records ORDER BY seq")
+        while True:
+            try:
+                row = cursor.fetchone()
+            except sqlite3.Error:
+                break  # a damaged page: keep what came before it
+            if row is None:
+                break
+            wid, manifest, sha256, out_path, recorded_at = row
+            try:
+                if not 0 <= int(wid) <= _MAX_ID or not isinstance(json.loads(manifest), dict):
+                    continue
+            except (TypeError, ValueError):
+                continue
+            rows.append((int(wid), str(manifest), str(sha256), str(out_path), str(recorded_at)))
+    except sqlite3.Error:
+        pass  # not a vidgen store, or unreadable from the start: nothing to salvage
+    finally:
+        conn.close()
+    return rows
+
+
+_MEDIA_SUFFIXES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime"}
+
+
+def _rebuild(store: ManifestStore, directory: Path, trust_anchors: str | None,
+             known: set[tuple[int, str]]) -> tuple[int, tuple[str, ...]]:
+    """Record again the signed vidgen outputs under ``directory``."""
+    import hashlib
+
+    from vidgen.errors import VidgenError
+    from vidgen.provenance.c2pa import read_c2pa, read_soft_binding
+
+    if not directory.is_dir():
+        raise StoreError(f"cannot rebuild from {directory}: not a directory")
+    accepted = {"trusted"} if trust_anchors else {"valid", "trusted"}
+    rows: list[tuple[int, str, str, str, str]] = []
+    skipped: list[str] = []
+    for file in sorted(directory.rglob("*")):
+        mime = _MEDIA_SUFFIXES.get(file.suffix.lower())
+        if mime is None or not file.is_file():
+            continue
+        try:
+            report = read_c2pa(file, mime, trust_anchors)
+        except VidgenError as exc:
+            skipped.append(f"{file}: {exc.message}")
+            continue
+        if report.state not in accepted or report.manifest is None:
+            skipped.append(f"{file}: C2PA manifest {report.state}")
+            continue
+        binding = read_soft_binding(report.manifest)
+        if binding is None or binding.watermark_id is None:
+            skipped.append(f"{file}: no vidgen watermark id in the manifest")
+            continue
+        digest = hashlib.sha256()
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        key = (binding.watermark_id, digest.hexdigest())
+        if key in known:
+            continue
+        known.add(key)
+        rows.append((binding.watermark_id, json.dumps(report.manifest, sort_keys=True),
+                     key[1], str(file.absolute()), _now()))
+    if rows:
+        store._insert_rows(rows)
+    return len(rows), tuple(skipped)
 
 
 __all__ = [
@@ -328,6 +525,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "ManifestStore",
     "StoreRecord",
+    "StoreRecovery",
+    "check_store",
     "default_store_path",
     "migrate",
+    "recover_store",
 ]

@@ -350,11 +350,19 @@ class ConsentRegistry:
                              (_iso(_now()), person_id))
 
     def forget(self, person_id: str) -> None:
-        """Erase a person and their embeddings (their face becomes an unknown face)."""
+        """Erase a person and their embeddings (their face becomes an unknown face).
+
+        The rows are overwritten, not just unlinked (``secure_delete``), and the
+        write-ahead log is checkpointed and truncated so no older copy of the pages
+        stays in it; a reader holding an old snapshot open can delay that until the
+        next change. Backups and moved-aside files are not touched.
+        """
         with self._write() as conn:
             if conn.execute("DELETE FROM people WHERE person_id = ?",
                             (person_id,)).rowcount == 0:
                 raise ConfigurationError(f"no enrolled person {person_id!r}")
+        with self._locked() as conn, contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # --- reading -----------------------------------------------------------------------
 
@@ -423,6 +431,7 @@ class ConsentRegistry:
             try:
                 conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
                 conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA secure_delete = ON")  # forget() overwrites, not unlinks
                 check = conn.execute("PRAGMA quick_check").fetchone()[0]
                 if check != "ok":
                     raise sqlite3.DatabaseError(f"database disk image is malformed: {check}")
@@ -527,8 +536,193 @@ class ConsentRegistry:
 
     def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
         return SqliteErrors(f"consent registry {self.path}", "consent registry", self.timeout,
-                            corrupt_hint="restore it from a backup or move it aside",
+                            corrupt_hint=_recover_hint(self.path),
                             ).translate(action)
+
+    def integrity_check(self) -> int:
+        """SQLite's full integrity check plus a parse of every record; returns the number of
+        people. Raises ``StoreError`` naming the file and the way to recover it."""
+        with self._locked() as conn, self._errors("check"):
+            rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            problems = [str(r) for r in conn.execute("PRAGMA foreign_key_check").fetchall()]
+        if rows != ["ok"] or problems:
+            raise StoreError(f"consent registry {self.path} is damaged: "
+                             + "; ".join((rows if rows != ["ok"] else problems)[:5])
+                             + "; " + _recover_hint(self.path))
+        return len(self._load().people)
+
+
+def _recover_hint(path: Path) -> str:
+    return (f"restore it from a backup, or run `vidgen consent recover --registry {path}`, "
+            "which moves it aside and keeps every person it can still read (re-enrol the "
+            "rest: a protected person who is lost is no longer refused)")
+
+
+# --- checking and recovering a damaged registry ------------------------------------------
+
+
+@attrs.frozen
+class RegistryRecovery:
+    """What ``recover_registry`` did."""
+
+    path: Path
+    moved_to: Path | None
+    people: int  # people copied over from the damaged file
+    references: int  # their reference embeddings copied over
+    dropped: tuple[str, ...] = ()  # what could not be read, in words
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path),
+                "moved_to": str(self.moved_to) if self.moved_to else None,
+                "people": self.people, "references": self.references,
+                "dropped": list(self.dropped)}
+
+
+def check_registry(path: str | Path | None = None) -> int:
+    """Open the registry at ``path`` read-only, run the full check; return how many people
+    it holds. ``StoreError`` when it is missing, damaged, foreign or newer."""
+    with ConsentRegistry(path, readonly=True) as registry:
+        return registry.integrity_check()
+
+
+def recover_registry(path: str | Path | None = None, *, force: bool = False
+                     ) -> RegistryRecovery:
+    """Move a damaged registry aside (``PATH.corrupt-<UTC time>``), start a new one and copy
+    over every person and reference embedding that can still be read and validated.
+
+    A healthy registry is left alone unless ``force``; a newer one is never moved. People
+    who are lost must be enrolled again: until then a lost *protected* person's face is
+    an unknown face. Prefer restoring a backup when there is one.
+    """
+    reg_path = Path(path).expanduser() if path is not None else default_registry_path()
+    moved_to: Path | None = None
+    people: list[tuple[str, str, str | None, str, str | None]] = []
+    refs: list[tuple[str, str, bytes, str]] = []
+    dropped: list[str] = []
+    if reg_path.exists():
+        version = _file_schema_version(reg_path)
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(f"consent registry {reg_path} has schema version {version}, newer "
+                             f"than this vidgen understands ({SCHEMA_VERSION}); upgrade vidgen "
+                             "(the file is not damaged, so it is not recovered)")
+        if not force:
+            try:
+                check_registry(reg_path)
+            except StoreError:
+                pass
+            else:
+                raise StoreError(f"consent registry {reg_path} passes the integrity check; "
+                                 "nothing to recover (pass force=True / --force to start "
+                                 "a new registry anyway)")
+        moved_to = _move_aside(reg_path)
+        people, refs, dropped = _salvage(moved_to)
+    with ConsentRegistry(reg_path) as registry, registry._write() as conn:
+        conn.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?)", people)
+        conn.executemany("INSERT INTO face_references (person_id, model, embedding, added_at) "
+                         "VALUES (?, ?, ?, ?)", refs)
+    return RegistryRecovery(reg_path, moved_to, len(people), len(refs), tuple(dropped))
+
+
+def _file_schema_version(path: Path) -> int | None:
+    """The schema version recorded in a registry file, None when it cannot be read."""
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            return _schema_version(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
+def _move_aside(path: Path) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    try:
+        os.replace(path, target)
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                os.replace(side, target.with_name(target.name + suffix))
+    except OSError as exc:
+        raise StoreError(f"cannot move the consent registry {path} aside: "
+                         f"{exc.strerror or exc}") from exc
+    return target
+
+
+def _salvage(path: Path) -> tuple[list[Any], list[Any], list[str]]:
+    """People and references still readable and valid in a damaged registry file."""
+    people: list[tuple[str, str, str | None, str, str | None]] = []
+    refs: list[tuple[str, str, bytes, str]] = []
+    dropped: list[str] = []
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                               isolation_level=None)
+    except sqlite3.Error:
+        return people, refs, ["the damaged file could not be opened"]
+    try:
+        for table, sql, keep in (
+            ("people", "SELECT person_id, name, consent, enrolled_at, revoked_at FROM people",
+             _valid_person),
+            ("face_references", "SELECT person_id, model, embedding, added_at FROM "
+             "face_references ORDER BY id", _valid_reference),
+        ):
+            out: list[Any] = people if table == "people" else refs
+            try:
+                cursor = conn.execute(sql)
+            except sqlite3.Error as exc:
+                dropped.append(f"{table}: unreadable ({exc})")
+                continue
+            bad = 0
+            while True:
+                try:
+                    row = cursor.fetchone()
+                except sqlite3.Error as exc:
+                    dropped.append(f"{table}: the rest after a damaged page ({exc})")
+                    break
+                if row is None:
+                    break
+                if keep(row):
+                    out.append(tuple(row))
+                else:
+                    bad += 1
+            if bad:
+                dropped.append(f"{table}: {bad} invalid row(s)")
+    finally:
+        conn.close()
+    ids = {p[0] for p in people}
+    orphans = [r for r in refs if r[0] not in ids]
+    if orphans:
+        dropped.append(f"face_references: {len(orphans)} of people whose record was lost")
+        refs = [r for r in refs if r[0] in ids]
+    return people, refs, dropped
+
+
+def _valid_person(row: Any) -> bool:
+    try:
+        person_id, name, consent, enrolled, revoked = row
+        _check_person_id(person_id)
+        if not isinstance(name, str) or not name:
+            return False
+        _consent_from_json(consent)
+        dt.datetime.fromisoformat(enrolled)
+        if revoked is not None:
+            dt.datetime.fromisoformat(revoked)
+    except (ValueError, TypeError, KeyError, ConfigurationError):
+        return False
+    return True
+
+
+def _valid_reference(row: Any) -> bool:
+    person_id, model, blob, added = row
+    if not isinstance(blob, bytes) or len(blob) != EMBEDDING_DIM * 4 or not isinstance(
+            person_id, str) or not isinstance(model, str) or not isinstance(added, str):
+        return False
+    return bool(np.all(np.isfinite(np.frombuffer(blob, "<f4"))))
 
 
 def _check_person_id(person_id: object) -> None:
@@ -575,5 +769,8 @@ __all__ = [
     "FaceEmbedder",
     "Match",
     "Person",
+    "RegistryRecovery",
+    "check_registry",
     "default_registry_path",
+    "recover_registry",
 ]

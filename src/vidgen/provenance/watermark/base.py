@@ -108,6 +108,8 @@ def write_key_file(path: str | Path, key: bytes | None = None) -> bytes:
     fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(key.hex() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     return key
 
 
@@ -127,8 +129,10 @@ def read_key_file(path: str | Path) -> bytes:
     check_private_key_permissions(p)
     try:
         text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyMaterialError(f"cannot read watermark key {p}: {exc}") from exc
+    except UnicodeDecodeError:
+        raise KeyMaterialError(f"watermark key {p} is not hex text") from None
+    except OSError as exc:
+        raise KeyMaterialError(f"cannot read watermark key {p}: {exc.strerror or exc}") from exc
     return parse_key(text, str(p))
 
 
