@@ -1,10 +1,13 @@
 """A minimal third-party backend: implement the protocol, register, and get the whole chain.
 
+(A complete plugin package, with its own pyproject and the conformance suite, is in
+``examples/plugin/vidgen-plasma``; see docs/plugins.md.)
+
 A packaged plugin declares the same class under the entry point group
 ``vidgen.backends`` in its pyproject.toml instead of calling ``register_backend``:
 
     [project.entry-points."vidgen.backends"]
-    plasma = "my_package:PlasmaBackend"
+    sines = "my_package:SinesBackend"
 
     python examples/custom_backend.py
 """
@@ -22,10 +25,10 @@ from vidgen.backends import Capabilities, ProgressCallback
 from vidgen.types import GenerationRequest, Task, Video
 
 
-class PlasmaBackend:
+class SinesBackend:
     """Animated sine plasma; deterministic per seed. Returns frames only."""
 
-    name = "plasma"
+    name = "sines"
 
     def __init__(self, **options: Any) -> None:
         if options:
@@ -35,7 +38,7 @@ class PlasmaBackend:
         return Capabilities(tasks=frozenset({Task.TEXT_TO_VIDEO}), max_frames=120,
                             max_height=512, max_width=512, default_frames=24,
                             default_height=96, default_width=96, default_fps=12.0,
-                            model_id="example/plasma", model_version="1")
+                            model_id="example/sines", model_version="1")
 
     def sample(self, request: GenerationRequest,
                progress: ProgressCallback | None = None) -> Video:
@@ -56,10 +59,10 @@ class PlasmaBackend:
 
 
 def main(out_dir: Path) -> None:
-    vidgen.register_backend("plasma", PlasmaBackend)
+    vidgen.register_backend("sines", SinesBackend)
     print([b.name for b in vidgen.list_backends()])
-    pipe = vidgen.Pipeline.from_backend("plasma", keys_dir=out_dir / "keys")
-    result = pipe.generate("plasma", seed=7, output=out_dir / "plasma.mp4")
+    pipe = vidgen.Pipeline.from_backend("sines", keys_dir=out_dir / "keys")
+    result = pipe.generate("sine plasma", seed=7, output=out_dir / "sines.mp4")
     report = vidgen.verify(result.path, trust=out_dir / "keys" / "ca.pem")
     print(f"{result.path.name}: {result.video.num_frames} frames, verdict {report.verdict}")
     assert report.verdict == "confirmed"

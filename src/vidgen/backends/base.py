@@ -43,6 +43,7 @@ class Capabilities:
     model_id: str = "unknown"
     model_version: str = "0"
     deterministic: bool = True
+    dtype: str | None = None  # the weights' precision where the backend states it ("bf16", ...)
 
     def to_dict(self) -> dict[str, Any]:
         d = attrs.asdict(self)
@@ -136,10 +137,13 @@ def _entry_points() -> dict[str, tuple[str, str, importlib.metadata.EntryPoint]]
 def _builtin_factories() -> dict[str, str]:
     # Built-ins are also declared as entry points in pyproject.toml; listing them
     # here keeps them available when vidgen runs from a source tree without metadata.
+    from vidgen.backends.diffusers.factories import ENTRY_POINTS as DIFFUSERS
+
     return {"scene": "vidgen.backends.scene:SceneBackend",
             "dit": "vidgen.backends.dit:DiTBackend",
             "stunet": "vidgen.backends.stunet:STUNetBackend",
-            "keyframe": "vidgen.backends.keyframe:KeyframeBackend"}
+            "keyframe": "vidgen.backends.keyframe:KeyframeBackend",
+            **DIFFUSERS}
 
 
 def _load_target(target: str) -> BackendFactory:

@@ -92,6 +92,7 @@ class Conv2Plus1d(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spatial, temporal = self[0], self[1]
+        assert isinstance(spatial, nn.Conv3d) and isinstance(temporal, nn.Conv3d)
         b, c, t, h, w = x.shape
         y = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
         y = F.conv2d(y, spatial.weight.squeeze(2), spatial.bias, padding=1)  # (B*T, C', H, W)
