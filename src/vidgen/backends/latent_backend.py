@@ -15,13 +15,19 @@ loop (``vidgen.backends.latent_tasks``) start the same sampler from the
 source's noised latents (SDEdit) or impose known source latents outside a mask;
 storyboard chains text-to-video of its first prompt with extension windows, one
 caption per segment.
+
+Options every native backend takes: ``lora=`` a LoRA file trained on its weights
+(``vidgen.backends.lora``, merged at ``lora_scale``; its digest joins
+``model_version``), and for DiT denoisers ``step_cache=`` a step-caching
+threshold (``vidgen.backends.dit.step_cache``; 0 = off), whose effect on the
+last ``sample()`` is in ``step_cache_stats``.
 """
 
 from __future__ import annotations
 
-import hashlib
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -41,20 +47,20 @@ from vidgen.backends.latent_tasks import (
     settings_for,
     strength_of,
 )
+from vidgen.backends.lora import BaseModel, apply_lora, file_digest, read_lora
 from vidgen.backends.scene.grammar import parse_caption
 from vidgen.backends.text_encoder import CaptionEncoder
 from vidgen.diffusion import add_noise, get_schedule, iid_noise
 from vidgen.diffusion.guidance import batched_cfg
-from vidgen.diffusion.samplers import SAMPLERS, sample
+from vidgen.diffusion.samplers import SAMPLERS, sample, sampling_times
 from vidgen.diffusion.targets import check_prediction
 from vidgen.errors import BackendError, ConfigurationError
 from vidgen.paths import weights_dir
 from vidgen.training.autoencoder import VideoAutoencoder, load_autoencoder
 from vidgen.types import GenerationRequest, Task, Video
 
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+if TYPE_CHECKING:  # the dit package imports this module (its backend subclasses it)
+    from vidgen.backends.dit.step_cache import StepCacheRun, StepCacheStats
 
 
 class LatentDiffusionBackend:
@@ -68,7 +74,13 @@ class LatentDiffusionBackend:
 
     def __init__(self, *, weights: str | Path | None = None, device: str = "cpu",
                  steps: int = 20, guidance: float = 3.0, sampler: str = "euler",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, lora: str | Path | None = None,
+                 lora_scale: float = 1.0, step_cache: float = 0.0,
+                 step_cache_max_skips: int = 2) -> None:
+        """``lora``: a LoRA file trained on these weights (``vidgen train --lora``), merged
+        into them at ``lora_scale``; its digest joins the reported ``model_version``.
+        ``step_cache``: the step-caching threshold (``vidgen.backends.dit.step_cache``; 0 =
+        off, every step computed), with at most ``step_cache_max_skips`` skips in a row."""
         default = weights_dir() / self.default_weights
         path = Path(weights) if weights is not None else default
         if not path.is_file():
@@ -99,8 +111,32 @@ class LatentDiffusionBackend:
         self.schedule = get_schedule(spec.schedule)
         self.prediction = check_prediction(spec.prediction)
         self.steps, self.guidance, self.sampler = steps, guidance, sampler
-        self.version = _file_digest(path)
+        self.version = file_digest(path)
         self.preset = spec.preset
+        from vidgen.backends.dit.model import DiT
+        from vidgen.backends.dit.step_cache import StepCachePolicy, StepCacheStats
+
+        self.step_cache = StepCachePolicy(threshold=step_cache, max_skips=step_cache_max_skips)
+        if self.step_cache.enabled and not isinstance(self.model.denoiser, DiT):
+            raise ConfigurationError(f"step caching needs a DiT denoiser; {path.name} holds a "
+                                     f"{spec.architecture!r} model")
+        self.step_cache_stats: StepCacheStats = StepCacheStats()  # of the last sample() call
+        self.lora_digest: str | None = None
+        if lora is not None:
+            self._load_lora(Path(lora), path, lora_scale)
+
+    def _load_lora(self, path: Path, weights: Path, scale: float) -> None:
+        """Merge the LoRA file into the weights (refused unless it was trained on them)."""
+        if isinstance(scale, bool) or not isinstance(scale, int | float):
+            raise ConfigurationError(f"lora_scale must be a number, got {scale!r}")
+        adapter = read_lora(path)
+        spec = self.model.spec
+        apply_lora(self.model, adapter, BaseModel(digest=self.version,
+                                                  architecture=spec.architecture,
+                                                  preset=spec.preset, name=weights.name),
+                   scale=float(scale))
+        self.lora_digest = adapter.digest
+        self.version += f"+lora.{adapter.digest}" + (f"@{scale:g}" if scale != 1.0 else "")
 
     def _missing_weights(self, path: Path, *, shipped: bool) -> str:
         train = (f"`vidgen train --backend {self.architecture} --preset {self.default_preset} "
@@ -178,10 +214,25 @@ class LatentDiffusionBackend:
             eps = iid_noise(tuple(shape), generator, device=self.device, dtype=torch.float32)
             t = torch.full((shape[0],), start_t, device=self.device)
             x_T = add_noise(x0.to(self.device), eps, t, self.schedule)
-        return sample(self.sampler, model, shape, self.schedule,
-                      self.prediction, steps, generator, x_T=x_T, start_t=start_t, known=known,
-                      resample=resample if known is not None else 1, callback=callback,
-                      device=self.device)
+        with self._cached_steps(net, steps, start_t) as cache:
+            z = sample(self.sampler, model, shape, self.schedule,
+                       self.prediction, steps, generator, x_T=x_T, start_t=start_t, known=known,
+                       resample=resample if known is not None else 1, callback=callback,
+                       device=self.device)
+        if cache is not None:
+            self.step_cache_stats = self.step_cache_stats + cache.stats()
+        return z
+
+    def _cached_steps(self, net: TextConditionedDenoiser, steps: int, start_t: float
+                      ) -> AbstractContextManager[StepCacheRun | None]:
+        """Step caching over one sampling run (the first and last steps always computed)."""
+        from vidgen.backends.dit.model import DiT
+        from vidgen.backends.dit.step_cache import cached_steps
+
+        if not self.step_cache.enabled or not isinstance(net.denoiser, DiT):
+            return nullcontext()
+        times = sampling_times(steps, start_t=start_t)  # the sampler's grid; calls at [:-1]
+        return cached_steps(net.denoiser, self.step_cache, (times[0], times[-2]))
 
     def _encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (T, H, W, 3) -> scaled latents (1, C, T', H', W')."""
@@ -213,6 +264,9 @@ class LatentDiffusionBackend:
 
     def sample(self, request: GenerationRequest, progress: ProgressCallback | None = None
                ) -> Video:
+        from vidgen.backends.dit.step_cache import StepCacheStats
+
+        self.step_cache_stats = StepCacheStats()
         caps = self.capabilities()
         caps.check(request, self.name)
         self._check_captions(request)

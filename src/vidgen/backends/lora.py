@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import attrs
@@ -58,13 +58,20 @@ def _positive(_instance: object, attribute: attrs.Attribute[float], value: float
         raise ConfigurationError(f"LoRA {attribute.name} must be > 0, got {value!r}")
 
 
+def _patterns(value: Iterable[str]) -> tuple[str, ...]:
+    patterns = tuple(value)
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise ConfigurationError(f"LoRA targets must be non-empty names, got {value!r}")
+    return patterns
+
+
 @attrs.frozen
 class LoRAConfig:
     """Rank ``r``, ``alpha`` (the update is scaled by ``alpha / r``) and target patterns."""
 
     rank: int = attrs.field(validator=_positive_int)
     alpha: float = attrs.field(converter=float, validator=_positive)
-    targets: tuple[str, ...] = attrs.field(converter=tuple)
+    targets: tuple[str, ...] = attrs.field(converter=_patterns)
 
     @property
     def scaling(self) -> float:
@@ -160,17 +167,20 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def _wrap(model: nn.Module, names: list[str], config: LoRAConfig) -> dict[str, LoRALinear]:
-    adapters: dict[str, LoRALinear] = {}
+    """Wrap the Linears called ``names`` (all checked before any is replaced)."""
+    bases: dict[str, nn.Linear] = {}
     for name in names:
         try:
             base = model.get_submodule(name)
         except AttributeError:
             base = None
-        if not isinstance(base, nn.Linear) or isinstance(base, LoRALinear):
+        if not isinstance(base, nn.Linear):
             raise ConfigurationError(f"the model has no plain Linear layer {name!r} to adapt")
-        adapter = LoRALinear(base, config.rank, config.alpha)
-        _replace(model, name, adapter)
-        adapters[name] = adapter
+        bases[name] = base
+    adapters: dict[str, LoRALinear] = {}
+    for name, base in bases.items():
+        adapters[name] = LoRALinear(base, config.rank, config.alpha)
+        _replace(model, name, adapters[name])
     return adapters
 
 
@@ -191,13 +201,13 @@ def inject_lora(model: nn.Module, config: LoRAConfig) -> dict[str, LoRALinear]:
     return _wrap(model, names, config)
 
 
-def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
+def lora_parameters(model: nn.Module) -> list[torch.Tensor]:
     """The adapters' trainable parameters (``down`` and ``up`` of every adapter)."""
     return [p for m in lora_modules(model).values()
             for p in (m.down.weight, m.up.weight)]
 
 
-def freeze_all_but_lora(model: nn.Module) -> list[nn.Parameter]:
+def freeze_all_but_lora(model: nn.Module) -> list[torch.Tensor]:
     """Only the adapters train: everything else gets ``requires_grad = False``."""
     model.requires_grad_(False)
     params = lora_parameters(model)

@@ -14,6 +14,11 @@ on is in its directory:
 ``vidgen train --max-minutes M`` stops cleanly after a time budget, so a CPU
 run can span several sessions; rerunning the same command resumes. ``export`` writes the
 EMA weights (fp16) as the file a backend ships.
+
+A LoRA run (``lora_rank > 0``, ``vidgen train --lora RANK --init BASE``) freezes the
+``init`` weights and trains only LoRA adapters on them (``vidgen.backends.lora``); its
+run directory keeps ``lora_last.safetensors`` and ``lora_ema.safetensors`` instead of
+full weights, and ``export`` writes the EMA adapters as a LoRA file for that base.
 """
 
 from __future__ import annotations
@@ -36,6 +41,18 @@ from vidgen.backends.latent import (
     load_checkpoint,
     save_checkpoint,
     with_frame_condition,
+)
+from vidgen.backends.lora import (
+    DEFAULT_TARGETS,
+    BaseModel,
+    LoRAConfig,
+    file_digest,
+    freeze_all_but_lora,
+    inject_lora,
+    load_lora_state,
+    lora_file,
+    read_lora,
+    write_lora,
 )
 from vidgen.backends.text_encoder import CaptionEncoderConfig
 from vidgen.diffusion import add_noise, diffusion_loss, get_schedule, sample_training_t, target
@@ -77,6 +94,23 @@ class TrainConfig:
     init: str = ""  # start a fresh run from these weights (fine-tuning), else from scratch
     conditioning: str = "none"  # "frames": masked frame conditioning (keyframe interpolation)
     frame_stride: int = 1  # train on every k-th latent frame (2: a keyframe model)
+    lora_rank: int = 0  # > 0: train only LoRA adapters of this rank on the frozen init weights
+    lora_alpha: float = 0.0  # the adapters' update is scaled by alpha / rank (0: alpha = rank)
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) \
+                or self.lora_rank < 0:
+            raise ConfigurationError(f"lora_rank must be an integer >= 0, got {self.lora_rank!r}")
+        if self.lora_rank and not self.init:
+            raise ConfigurationError("a LoRA run needs init weights (--init): the base it adapts")
+
+    def lora_config(self) -> LoRAConfig:
+        """The adapters of a LoRA run (the architecture's default targets)."""
+        if self.architecture not in DEFAULT_TARGETS:
+            raise ConfigurationError(f"no LoRA targets for the {self.architecture!r} "
+                                     "architecture")
+        return LoRAConfig(rank=self.lora_rank, alpha=self.lora_alpha or self.lora_rank,
+                          targets=DEFAULT_TARGETS[self.architecture])
 
     def spec(self, latent_channels: int) -> ModelSpec:
         return ModelSpec(
@@ -199,7 +233,10 @@ def _lr(config: TrainConfig, step: int) -> float:
 
 @torch.no_grad()
 def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+    """EMA of the trained parameters (all of them, or a LoRA run's adapters)."""
+    pairs = [(e, p) for e, p in zip(ema.parameters(), model.parameters(), strict=True)
+             if p.requires_grad]
+    torch._foreach_lerp_([e for e, _ in pairs], [p for _, p in pairs], 1.0 - decay)
 
 
 def _check_config(run: Path, config: TrainConfig) -> None:
@@ -305,12 +342,14 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: 
     ema = TextConditionedDenoiser(spec).to(device)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
+    base = _start_lora(config, spec, model, ema) if config.lora_rank else None
     # The whole cache is tokenized once, padded to one length: fixed shapes for compile.
     ids, mask = model.text_encoder.tokenizer([*cache["captions"], ""])  # (N+1, L)
     ids, mask = ids.to(device), mask.to(device)
     empty_ids, empty_mask = ids[-1], mask[-1]
     cuda = device.startswith("cuda")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+    trained = [p for p in model.parameters() if p.requires_grad]  # a LoRA run: the adapters
+    optimizer = torch.optim.AdamW(trained, lr=config.lr,
                                   weight_decay=config.weight_decay, betas=(0.9, 0.99),
                                   fused=cuda or None)
     step = 0
@@ -318,8 +357,12 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: 
     # On a GPU the noise is drawn there (a batch of CPU normals costs more than the step).
     noise = torch.Generator(device).manual_seed(config.seed + 1) if cuda else generator
     if (run / "state.pt").exists():
-        model.load_state_dict(load_checkpoint(run / "last.safetensors")[0].state_dict())
-        ema.load_state_dict(load_checkpoint(run / "ema.safetensors")[0].state_dict())
+        if base is not None:
+            load_lora_state(model, read_lora(run / "lora_last.safetensors").state)
+            load_lora_state(ema, read_lora(run / "lora_ema.safetensors").state)
+        else:
+            model.load_state_dict(load_checkpoint(run / "last.safetensors")[0].state_dict())
+            ema.load_state_dict(load_checkpoint(run / "ema.safetensors")[0].state_dict())
         state = torch.load(run / "state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
@@ -327,7 +370,7 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: 
         if cuda and "noise" in state:
             noise.set_state(state["noise"])
         emit({"event": "resume", "step": step})
-    elif config.init:
+    elif config.init and base is None:
         start, _ = load_checkpoint(resolve_weights(config.init))
         # Another autoencoder, frame rate or conditioning is allowed: fine-tuning to them
         # is the point (a keyframe or interpolation model starts from a text-to-video one).
@@ -349,11 +392,18 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: 
     emit({"event": "start", "step": step, "device": device, "precision": hardware.precision,
           "compile": hardware.compile, "clips": len(latents),
           "parameters": sum(p.numel() for p in model.parameters()),
+          "trained_parameters": sum(p.numel() for p in trained),
           "gpu": torch.cuda.get_device_name(device) if cuda else None})
 
     def checkpoint() -> None:
-        save_checkpoint(model, run / "last.safetensors")
-        save_checkpoint(ema, run / "ema.safetensors", extra={"step": str(step)})
+        if base is not None:
+            lora = config.lora_config()
+            write_lora(lora_file(model, lora, base), run / "lora_last.safetensors")
+            write_lora(lora_file(ema, lora, base, {"step": str(step)}),
+                       run / "lora_ema.safetensors")
+        else:
+            save_checkpoint(model, run / "last.safetensors")
+            save_checkpoint(ema, run / "ema.safetensors", extra={"step": str(step)})
         tmp = run / "state.pt.tmp"
         torch.save({"optimizer": optimizer.state_dict(), "step": step,
                     "generator": generator.get_state(),
@@ -409,7 +459,7 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: 
                 loss = forward_backward(denoiser, *batch)
         else:
             loss = forward_backward(denoiser, *batch)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         _ema_update(ema, model, config.ema_decay if step > config.warmup else 0.0)
         step += 1
@@ -441,12 +491,57 @@ def _train(config: TrainConfig, run: Path, max_minutes: float | None, hardware: 
     return step
 
 
+def _start_lora(config: TrainConfig, spec: ModelSpec, model: TextConditionedDenoiser,
+                ema: TextConditionedDenoiser) -> BaseModel:
+    """A LoRA run's models: the ``init`` weights, frozen, with fresh adapters (the same in
+    ``model`` and ``ema``); returns the base the adapters belong to."""
+    path = resolve_weights(config.init)
+    start, _ = load_checkpoint(path)
+    if start.spec != spec:
+        raise ConfigurationError(f"{config.init} holds {start.spec}; this LoRA recipe describes "
+                                 f"{spec} (a LoRA run takes its base's recipe: lora_recipe())")
+    model.load_state_dict(start.state_dict())
+    for net in (model, ema):
+        inject_lora(net, config.lora_config())
+    freeze_all_but_lora(model)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    return BaseModel(digest=file_digest(path), architecture=spec.architecture,
+                     preset=spec.preset, name=path.name)
+
+
+def lora_recipe(init: str, rank: int, **fields: Any) -> TrainConfig:
+    """A LoRA run's recipe on the weights ``init``: architecture, preset, overrides, text
+    encoder, diffusion parametrisation and autoencoder come from its checkpoint; ``fields``
+    set the rest (steps, lr, batch_size, lora_alpha, ...)."""
+    path = resolve_weights(init)
+    base = load_checkpoint(path)[0].spec
+    beside = path.parent / base.autoencoder
+    taken: dict[str, Any] = {
+        "architecture": base.architecture, "preset": base.preset,
+        "overrides": dict(base.overrides), "text_width": base.text.width,
+        "text_depth": base.text.depth, "schedule": base.schedule,
+        "prediction": base.prediction, "conditioning": base.conditioning,
+        "frame_stride": base.frame_stride,
+        "autoencoder": str(beside) if beside.is_file() else base.autoencoder}
+    clash = sorted(k for k in taken if k in fields)
+    if clash:
+        raise ConfigurationError(f"a LoRA run takes {', '.join(clash)} from its base {init}")
+    return TrainConfig(init=init, lora_rank=rank, **taken, **fields)
+
+
 def export(run: str | Path, output: str | Path) -> Path:
-    """The run's EMA weights as a shippable fp16 checkpoint."""
+    """The run's EMA weights as a shippable fp16 checkpoint (a LoRA run: its LoRA file)."""
+    adapters = Path(run) / "lora_ema.safetensors"
+    if adapters.is_file():
+        lora = read_lora(adapters)
+        return write_lora(attrs.evolve(lora, metadata={"step": lora.metadata.get("step", "?"),
+                                                       "source": "vidgen train --lora"}),
+                          output)
     model, metadata = load_checkpoint(Path(run) / "ema.safetensors")
     return save_checkpoint(model, output, half=True,
                            extra={"step": metadata.get("step", "?"), "source": "vidgen train"})
 
 
 __all__ = ["Hardware", "TrainConfig", "build_latent_cache", "default_device", "export",
-           "resolve_weights", "train"]
+           "lora_recipe", "resolve_weights", "train"]

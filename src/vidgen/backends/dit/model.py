@@ -20,7 +20,7 @@ network is the identity on its token stream and training starts stable.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import attrs
 import torch
@@ -188,6 +188,16 @@ class FinalLayer(nn.Module):
 # --- the model ------------------------------------------------------------------------------
 
 
+class BlockHook(Protocol):
+    """Runs the block stack in place of ``DiT.run_blocks`` (``vidgen.backends.dit.step_cache``):
+    ``(dit, tokens (B, N, D), c (B, D), t (B,), text, text_mask, grid) -> tokens (B, N, D)``."""
+
+    def __call__(self, dit: DiT, tokens: torch.Tensor, c: torch.Tensor, t: torch.Tensor,
+                 text: torch.Tensor, text_mask: torch.Tensor,
+                 grid: tuple[int, int, int]) -> torch.Tensor: ...
+
+
+
 class DiT(nn.Module):
     """Denoiser: (noisy latent video, t, caption encoding) -> prediction of the same shape."""
 
@@ -206,6 +216,7 @@ class DiT(nn.Module):
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.depth))
         self.final = FinalLayer(config.width, pt * ph * pw * config.in_channels)
         self._positions: dict[tuple[int, int, int], torch.Tensor] = {}
+        self.block_hook: BlockHook | None = None  # set while a sampler caches steps
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -256,14 +267,24 @@ class DiT(nn.Module):
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, D)
         tokens = tokens + self.positions(grid, x.device)  # (B, N, D)
         c = self.t_embed(t) + self.text_pool(text_pooled)  # (B, D)
-        for block in self.blocks:
-            tokens = block(tokens, c, text, text_mask, grid)  # (B, N, D)
+        if self.block_hook is None:
+            tokens = self.run_blocks(tokens, c, text, text_mask, grid)  # (B, N, D)
+        else:
+            tokens = self.block_hook(self, tokens, c, t, text, text_mask, grid)  # (B, N, D)
         out = self.final(tokens, c)  # (B, N, pt*ph*pw*C)
         return self.unpatchify(out, grid)  # (B, C, T, H, W)
+
+    def run_blocks(self, tokens: torch.Tensor, c: torch.Tensor, text: torch.Tensor,
+                   text_mask: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        """The transformer blocks: tokens (B, N, D) -> tokens (B, N, D)."""
+        for block in self.blocks:
+            tokens = block(tokens, c, text, text_mask, grid)  # (B, N, D)
+        return tokens
 
 
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["DIT_PRESETS", "DiT", "DiTBlock", "DiTConfig", "parameter_count", "sincos_3d"]
+__all__ = ["DIT_PRESETS", "BlockHook", "DiT", "DiTBlock", "DiTConfig", "parameter_count",
+           "sincos_3d"]
