@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from vidgen.errors import BackendError, UnknownBackend, UnsupportedTask
+from vidgen.errors import BackendError, UnknownBackend, UnsupportedTask, VidgenError
 from vidgen.types import GenerationRequest, Task, Video
 
 ENTRY_POINT_GROUP = "vidgen.backends"
@@ -187,8 +187,8 @@ def load_backend(name: str, **options: Any) -> Backend:
     try:
         factory = loader()
         backend = factory(**options)
-    except BackendError:
-        raise
+    except VidgenError:
+        raise  # already typed and explained (a missing weights file, a bad option, ...)
     except Exception as exc:
         raise BackendError(
             f"backend {name!r} ({target} from {source}) failed to load: {exc}"
