@@ -628,6 +628,12 @@ def _prepare_decoder(stream: av.VideoStream, limits: ReadLimits) -> None:
     context.thread_count = min(8, os.cpu_count() or 1)
 
 
+# A real decoder delays output by a few frames (B-frame reordering, frame threads); a stream
+# that yields no frame from this many packets is garbage that would otherwise be decoded to
+# the time limit (a fuzzed MP4 fed FFmpeg 21,845 frameless packets).
+MAX_PACKETS_WITHOUT_FRAME = 1024
+
+
 def _decode(
     container: av.container.InputContainer,
     stream: av.VideoStream,
@@ -642,6 +648,9 @@ def _decode(
             raise MediaError(f"cannot read {sink.path}: corrupt or truncated packet {packets}")
         if packet.size:
             packets += 1
+        if packets > MAX_PACKETS_WITHOUT_FRAME and sink.decoded == 0:
+            raise MediaError(f"cannot read {sink.path}: no frame decoded from the first "
+                             f"{MAX_PACKETS_WITHOUT_FRAME} packets")
         for frame in packet.decode():
             deadline.check()
             sink.add(frame)
