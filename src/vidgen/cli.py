@@ -39,6 +39,21 @@ def _print_json(data: Any) -> None:
 # --- generate --------------------------------------------------------------------------
 
 
+def _backend_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a value that parses as JSON is taken as JSON (``steps=8``,
+    ``step_cache=0.1``), anything else as a string (``model=/models/CogVideoX-2b``)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigurationError(f"--backend-option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from vidgen.pipeline import Pipeline
 
@@ -48,6 +63,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
         disclose = DisclosureLabel(language=args.disclose, position=args.disclose_position)
     pipe = Pipeline.from_backend(args.backend, keys_dir=args.keys,
+                                 backend_options=_backend_options(args.backend_option),
                                  include_prompt=args.include_prompt, crf=args.crf,
                                  watermark_method=args.watermark_method, store=args.store,
                                  disclose=disclose)
@@ -94,6 +110,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from vidgen.provenance.sweep import is_sweep, run_sweep_command
+
+    if is_sweep(args):  # directories, several files, --jsonl/--html/--workers/--resume
+        return run_sweep_command(args, out=out, err=err, print_report=_print_report)
     from vidgen.provenance.keys import load_trust_anchors
     from vidgen.provenance.store import ManifestStore
     from vidgen.provenance.verify import verify
@@ -286,7 +306,14 @@ def _cmd_consent_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from vidgen.training.train import Hardware, TrainConfig, default_device, export, train
+    from vidgen.training.train import (
+        Hardware,
+        TrainConfig,
+        default_device,
+        export,
+        lora_recipe,
+        train,
+    )
 
     overrides = {}
     for item in args.override:
@@ -297,11 +324,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError as exc:
             raise ConfigurationError(f"--override {item!r}: {value!r} is not JSON") from exc
-    config = TrainConfig(architecture=args.backend, preset=args.preset, steps=args.steps,
-                         batch_size=args.batch_size, lr=args.lr, cache_clips=args.cache_clips,
-                         seed=args.seed, overrides=overrides, autoencoder=args.autoencoder,
-                         warmup=args.warmup, init=args.init, conditioning=args.conditioning,
-                         frame_stride=args.frame_stride)
+    common = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+              "cache_clips": args.cache_clips, "seed": args.seed, "warmup": args.warmup}
+    if args.lora:
+        given = [flag for flag, value in (("--preset", args.preset),
+                                          ("--override", overrides or None),
+                                          ("--autoencoder", args.autoencoder),
+                                          ("--conditioning", args.conditioning),
+                                          ("--frame-stride", args.frame_stride))
+                 if value is not None]
+        if given:
+            raise ConfigurationError(f"--lora takes {', '.join(given)} from the --init weights; "
+                                     "leave them out")
+        if not args.init:
+            raise ConfigurationError("--lora needs --init: the base weights the LoRA adapts")
+        config = lora_recipe(args.init, args.lora, lora_alpha=args.lora_alpha, **common)
+    else:
+        config = TrainConfig(architecture=args.backend, preset=args.preset or "tiny",
+                             overrides=overrides,
+                             autoencoder=args.autoencoder or "vae-tiny.safetensors",
+                             init=args.init, conditioning=args.conditioning or "none",
+                             frame_stride=1 if args.frame_stride is None else args.frame_stride,
+                             **common)
 
     def log(record: dict[str, Any]) -> None:
         if args.json:
@@ -322,7 +366,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     if args.export is not None:
         path = export(args.out, args.export)
-        err.print(f"exported the EMA weights at step {step} to {escape(str(path))}")
+        what = "LoRA" if args.lora else "weights"
+        err.print(f"exported the EMA {what} at step {step} to {escape(str(path))}")
     return 0
 
 
@@ -405,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("prompt")
     g.add_argument("-o", "--output", type=Path, default=None, help="output .mp4 path")
     g.add_argument("--backend", default=None, help="backend name (see `vidgen backends`)")
+    g.add_argument("-O", "--backend-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option for the backend, e.g. model=DIR (diffusers), lora=FILE or "
+                        "step_cache=0.1 (dit); repeatable; JSON values are parsed")
     g.add_argument("--frames", type=int, default=None, help="number of frames")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--width", type=int, default=None)
@@ -428,7 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_generate)
 
     v = sub.add_parser("verify", help="verify C2PA provenance (and watermark) of files")
-    v.add_argument("files", nargs="+", type=Path)
+    v.add_argument("files", nargs="+", type=Path, metavar="FILE_OR_DIR",
+                   help="files to verify; directories are walked for .mp4/.mov/.m4v files")
     v.add_argument("--json", action="store_true", help="print the JSON report")
     v.add_argument("--trust", type=Path, default=None,
                    help="PEM trust anchors (default: $VIDGEN_TRUST_ANCHORS)")
@@ -443,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "$VIDGEN_STORE or the user data dir)")
     v.add_argument("--max-frames", type=int, default=64, metavar="N",
                    help="decode at most N frames, spread over the clip (default 64)")
+    from vidgen.provenance.sweep import add_sweep_arguments
+
+    add_sweep_arguments(v)
     v.set_defaults(func=_cmd_verify)
 
     k = sub.add_parser("keys", help="manage signing keys")
@@ -492,27 +544,39 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--json", action="store_true")
     cl.add_argument("--registry", type=Path, default=None, help=registry_help)
     cl.set_defaults(func=_cmd_consent_list)
+    from vidgen.store_commands import add_consent_maintenance, add_store_commands
+
+    add_consent_maintenance(csub, registry_help)
+    add_store_commands(sub)
 
     t = sub.add_parser("train", help="train a native backend on scene clips (resumable)")
     t.add_argument("--backend", default="dit", help="architecture: dit or stunet")
-    t.add_argument("--preset", default="tiny")
+    t.add_argument("--preset", default=None, help="model size (default: tiny)")
     t.add_argument("--out", type=Path, required=True, help="run directory; resumed if present")
     t.add_argument("--steps", type=int, default=20_000)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--cache-clips", type=int, default=4096)
     t.add_argument("--warmup", type=int, default=250, help="learning-rate warmup steps")
-    t.add_argument("--conditioning", default="none", choices=["none", "frames"],
+    t.add_argument("--conditioning", default=None, choices=["none", "frames"],
                    help="frames: masked frame conditioning (known latent frames as input "
                         "channels), for the keyframe cascade's models")
-    t.add_argument("--frame-stride", type=int, default=1,
-                   help="train on every k-th latent frame (2: the cascade's keyframe model)")
+    t.add_argument("--frame-stride", type=int, default=None,
+                   help="train on every k-th latent frame (2: the cascade's keyframe model; "
+                        "default 1)")
     t.add_argument("--init", default="",
                    help="start a fresh run from these weights (e.g. to fine-tune onto a new "
                         "autoencoder)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--autoencoder", default="vae-tiny.safetensors",
-                   help="autoencoder weights (shipped name or path)")
+    t.add_argument("--autoencoder", default=None,
+                   help="autoencoder weights (shipped name or path; default "
+                        "vae-tiny.safetensors)")
+    t.add_argument("--lora", type=int, default=0, metavar="RANK",
+                   help="train only LoRA adapters of this rank on the frozen --init weights "
+                        "(which also give the preset, overrides and autoencoder); --export "
+                        "writes the LoRA file (DiTBackend(lora=FILE))")
+    t.add_argument("--lora-alpha", type=float, default=0.0, metavar="ALPHA",
+                   help="LoRA alpha: the update is scaled by alpha / rank (default: rank)")
     t.add_argument("--override", action="append", default=[], metavar="FIELD=JSON",
                    help="change a preset field, e.g. patch=[1,4,4]")
     t.add_argument("--max-minutes", type=float, default=None,
@@ -555,6 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, default=None, metavar="FILE",
                    help="also write the JSON report to FILE")
     e.set_defaults(func=_cmd_eval)
+
+    from vidgen.batch.cli import add_batch_parser
+
+    add_batch_parser(sub)
     return parser
 
 
