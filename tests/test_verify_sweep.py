@@ -272,3 +272,28 @@ def test_a_file_name_that_is_not_utf8(tmp_path: Path, clips: dict[str, Path]) ->
     (record,), _ = load_jsonl(jsonl)
     assert record["file"] == str(tmp_path / name) and record["verdict"] == "unconfirmed"
     assert "\\udcff\\udcfe&lt;b&gt;.mp4" in page.read_text()
+
+
+_AFTER_TORCH = """
+import sys, torch
+from pathlib import Path
+from vidgen.provenance.sweep import SweepSettings, sweep
+
+def big_op():  # a parallel region in the worker, as a large clip's watermark check opens
+    torch.ones(1 << 22).sum()
+
+torch.set_num_threads(2)
+big_op()  # this process has an OpenMP thread team before the pool forks
+outcome = sweep([Path(p) for p in sys.argv[1:]], SweepSettings(), workers=1, worker_init=big_op)
+print([r["verdict"] for r in outcome.records])
+"""
+
+
+def test_a_sweep_after_torch_work_in_the_caller_does_not_hang(clips: dict[str, Path]) -> None:
+    # libgomp is not fork-safe: a forked worker with more than one OpenMP thread waited
+    # forever on the parent's team (workers now use one torch thread).
+    proc = subprocess.run([sys.executable, "-c", _AFTER_TORCH, str(clips["plain"]),
+                           str(clips["garbage"])], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "VIDGEN_WATERMARK_METHOD": "vidgen"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "['unconfirmed', 'error']"

@@ -56,6 +56,20 @@ class RayWorker:
         return self.runner.run(job, attempts=attempts)
 
 
+def connect_ray(ray: Any, address: str | None) -> bool:
+    """``ray.init`` unless already connected (to ``address``, or a new local instance);
+    True when this call started Ray, so the caller knows to shut it down."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=True,
+                 configure_logging=False)
+    except Exception as exc:
+        raise RayUnavailable(f"cannot start or join Ray at "
+                             f"{address or 'a new local instance'}: {exc}") from exc
+    return True
+
+
 class RayPool:
     """Runs jobs on Ray actors; calls ``on_result`` in the driver."""
 
@@ -72,28 +86,16 @@ class RayPool:
         self.init = init
         self.actor_pids: list[int] = []
 
-    def _connect(self) -> bool:
-        """``ray.init`` unless already connected; True when this call started Ray."""
-        ray = self.ray
-        if ray.is_initialized():
-            return False
-        try:
-            ray.init(address=self.address or None, include_dashboard=False,
-                     log_to_driver=True, configure_logging=False)
-        except Exception as exc:
-            raise RayUnavailable(f"cannot start or join Ray at "
-                                 f"{self.address or 'a new local instance'}: {exc}") from exc
-        return True
-
     def run(self, jobs: Sequence[Job], on_result: Callable[[JobResult], None]) -> None:
         ray = self.ray
-        started = self._connect()
+        started = connect_ray(ray, self.address)
         actor_class = ray.remote(num_cpus=self.threads, max_restarts=0)(RayWorker)
         actors: list[Any] = []
         try:
-            n = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1))
-                                    // self.threads)
-            n = min(n, len(jobs)) or 1
+            # At most as many actors as the cluster can place: an actor that cannot be placed
+            # would hold the job given to it for as long as the others live.
+            slots = max(1, int(ray.cluster_resources().get("CPU", 1)) // self.threads)
+            n = min(self.workers or slots, slots, len(jobs)) or 1
 
             def new_actor() -> Any:
                 return actor_class.remote(self.config, str(self.out_dir), self.threads,

@@ -64,7 +64,9 @@ ENV_WATERMARK_METHOD = "VIDGEN_WATERMARK_METHOD"
 # --- files and permissions -------------------------------------------------------------
 
 
-_KEYISH = re.compile(r"-----BEGIN|[\r\n]|[0-9A-Fa-f]{40,}|[A-Za-z0-9+/=_-]{60,}")
+# A PEM block, a line break, a hex key, or a whole value that is one base64 token of 40+
+# characters not starting with "/" (a 32-byte key is 44; a deep absolute path is not a key).
+_KEYISH = re.compile(r"-----BEGIN|[\r\n]|[0-9A-Fa-f]{40,}|^(?!/)[A-Za-z0-9+/=_-]{40,}$")
 _NOT_A_PATH = "<a value that looks like key material, not a file path; it is not shown>"
 
 

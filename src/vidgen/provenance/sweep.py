@@ -1,8 +1,8 @@
 """Verification sweeps: many files and directories, a process pool, resumable reports.
 
 ``vidgen verify DIR_OR_FILE... [--jsonl REPORT.jsonl [--resume]] [--html REPORT.html]
-[--workers N] [--quiet]`` runs :func:`vidgen.verify` over every file named and every
-video file under the directories named:
+[--workers N] [--ray [ADDRESS]] [--quiet]`` runs :func:`vidgen.verify` over every file
+named and every video file under the directories named:
 
 - **Which files.** A file named on the command line is verified whatever its name. A
   directory is walked recursively, in sorted order, for regular files whose suffix is
@@ -10,9 +10,12 @@ video file under the directories named:
   inside it are not followed (a sweep of an upload folder must not be steered
   elsewhere). Each path is verified once.
 - **Parallel.** Files are verified on a local process pool (default ``min(2, cpus)``
-  workers; ``--workers 0`` runs in-process). A worker process that dies on a file
-  (a crash in a native parser) does not stop the sweep: the files it held are
-  re-run one at a time, and the one that kills its worker gets an ``error`` record.
+  workers, one torch thread each; ``--workers 0`` runs in-process). A worker process
+  that dies on a file (a crash in a native parser) does not stop the sweep: the files
+  it held are re-run one at a time, and the one that kills its worker gets an
+  ``error`` record.
+  ``--ray [ADDRESS]`` runs the files on Ray actors instead (:mod:`.sweep_ray`); the
+  records, the JSONL report, resume, the summary and the HTML report are the same.
 - **JSONL report.** One line per file, the same JSON object ``--json`` prints for one
   file, appended and flushed as each result arrives, so a sweep that is killed leaves
   a valid prefix. Without ``--resume`` the file is replaced.
@@ -201,6 +204,8 @@ class SweepSettings:
     watermark_method: str | None = None
     max_frames: int = 64
     thumbnails: bool = False
+    key_file: str | None = None  # read by each worker when ``key`` is None (Ray: no key
+    #                              bytes in the cluster's object store)
 
 
 @attrs.frozen
@@ -221,7 +226,16 @@ class _Result:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(settings: SweepSettings, threads: int | None, die_with_parent: bool) -> None:
+WorkerInit = Callable[[], None]
+"""A picklable callable each verifier process runs once before its first file (tests
+register watermark doubles with it; deployments could set up logging)."""
+
+
+def _init_worker(settings: SweepSettings, threads: int | None, die_with_parent: bool,
+                 init: WorkerInit | None = None) -> None:
+    """Set up a verifier process (or this one, for ``--workers 0``). A failure is kept
+    and answered for every file (:func:`_run_task`), so it ends the sweep like a bad key
+    instead of looking like a worker that crashed."""
     if die_with_parent:  # a pool worker: the parent handles Ctrl-C, and its death ends us
         import signal
 
@@ -232,10 +246,25 @@ def _init_worker(settings: SweepSettings, threads: int | None, die_with_parent: 
             import torch
 
             torch.set_num_threads(threads)
-    from vidgen.provenance.store import ManifestStore
+    _STATE.clear()
+    try:
+        if init is not None:
+            init()
+        key = settings.key
+        if key is None and settings.key_file is not None:
+            from vidgen.provenance.watermark import read_key_file
 
-    _STATE["settings"] = settings
-    _STATE["store"] = ManifestStore(settings.store)
+            key = read_key_file(settings.key_file)
+        from vidgen.provenance.store import ManifestStore
+
+        _STATE["settings"] = settings
+        _STATE["key"] = key
+        _STATE["store"] = ManifestStore(settings.store)
+    except VidgenError as exc:
+        _STATE["fatal"] = (exc.stage, exc.message)
+    except Exception as exc:
+        _STATE["fatal"] = ("verify", f"the verifier could not start: "
+                                     f"{type(exc).__name__}: {exc}")
 
 
 def _die_with_parent() -> None:
@@ -255,6 +284,8 @@ def _die_with_parent() -> None:
 def _run_task(task: _Task) -> _Result:
     from vidgen.provenance.verify import sha256_file, verify
 
+    if "fatal" in _STATE:
+        return _Result(task.index, None, None, _STATE["fatal"])
     settings: SweepSettings = _STATE["settings"]
     path = Path(task.path)
     if task.expected_sha256 is not None:
@@ -265,7 +296,7 @@ def _run_task(task: _Task) -> _Result:
         if same:
             return _Result(task.index, None, _thumbnail(path, settings))
     try:
-        report = verify(path, trust_anchors_pem=settings.trust_anchors_pem, key=settings.key,
+        report = verify(path, trust_anchors_pem=settings.trust_anchors_pem, key=_STATE["key"],
                         store=_STATE["store"], watermark_method=settings.watermark_method,
                         max_frames=settings.max_frames)
     except VidgenError as exc:  # bad key, store or method: the same for every file
@@ -287,17 +318,18 @@ def _thumbnail(path: Path, settings: SweepSettings) -> tuple[str, bytes] | None:
         return None
 
 
-def _crashed_record(path: str) -> dict[str, Any]:
+def _crashed_record(path: str, times: int = 1) -> dict[str, Any]:
     from vidgen.provenance.verify import sha256_file
 
     digest = None
     with contextlib.suppress(OSError):
         digest = sha256_file(Path(path))
+    again = f", {times} times" if times > 1 else ""
     return VerificationReport(
         file=path, sha256=digest, c2pa=None, watermark=None, recovered_manifest=None,
         verdict="error",
-        error=f"{path}: the verifier process died on this file (a crash in a native "
-              "parser, or killed for memory)").to_dict()
+        error=f"{path}: the verifier process died on this file{again} (a crash in a "
+              "native parser, or killed for memory)").to_dict()
 
 
 # ---------------------------------------------------------------------- thumbnails
@@ -406,16 +438,28 @@ def sweep(
     resume: bool = False,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    ray: bool = False,
+    ray_address: str | None = None,
+    worker_init: WorkerInit | None = None,
 ) -> SweepOutcome:
     """Verify ``files`` on ``workers`` processes, appending records to ``jsonl``.
 
     ``on_record`` sees each new record as it arrives (not the reused ones);
-    ``on_progress(done, total)`` after each file.
+    ``on_progress(done, total)`` after each file. ``ray=True`` verifies on Ray actors
+    (``workers`` of them; None or 0: one per CPU of the cluster) of the cluster at
+    ``ray_address`` (None: a new local instance, stopped at the end); without the
+    ``ray`` package it raises ``RayUnavailable`` before the report is touched.
+    ``worker_init`` runs once in each verifier process.
     """
     start = time.monotonic()
-    workers = default_workers() if workers is None else workers
-    if workers < 0:
+    if workers is not None and workers < 0:
         raise ConfigurationError(f"--workers must be >= 0, got {workers}")
+    if ray:
+        from vidgen.batch.ray_pool import import_ray
+
+        import_ray()  # a missing extra is a usage error: before touching the report
+    elif workers is None:
+        workers = default_workers()
     names = [str(f) for f in files]
     previous: dict[str, dict[str, Any]] = {}
     if jsonl is not None:
@@ -448,7 +492,15 @@ def sweep(
             if on_progress is not None:
                 on_progress(len(records), len(tasks))
 
-        counters["crashed"] = _execute(tasks, settings, workers, accept)
+        if ray and tasks:
+            from vidgen.provenance.sweep_ray import run_on_ray
+
+            counters["crashed"] = run_on_ray(tasks, settings, workers or None, ray_address,
+                                             lambda r: _check_fatal(r, accept),
+                                             worker_init=worker_init)
+        else:
+            counters["crashed"] = _execute(tasks, settings, workers or 0, accept,
+                                           worker_init)
     finally:
         if handle is not None:
             handle.close()
@@ -498,8 +550,8 @@ def _compact(jsonl: Path) -> None:
 
 
 def _context() -> Any:
-    # fork: workers start in milliseconds and inherit the loaded settings; the parent
-    # has started no threads when the pool forks (see _execute).
+    # fork: workers start in milliseconds and inherit the loaded settings (see _execute
+    # for OpenMP in a forked worker).
     # (Linux only: fork is unsafe with macOS system frameworks.)
     if sys.platform.startswith("linux"):
         return multiprocessing.get_context("fork")
@@ -507,20 +559,26 @@ def _context() -> Any:
 
 
 def _execute(tasks: list[_Task], settings: SweepSettings, workers: int,
-             accept: Callable[[_Result], None]) -> int:
+             accept: Callable[[_Result], None], init: WorkerInit | None = None) -> int:
     """Run ``tasks``; returns how many files crashed their worker."""
     if workers == 0 or len(tasks) <= 1:
-        _init_worker(settings, None, die_with_parent=False)
+        _init_worker(settings, None, die_with_parent=False, init=init)
         for task in tasks:
             _check_fatal(_run_task(task), accept)
         return 0
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    # One torch thread per worker: verification's torch work is small per-frame ops
+    # (two threads were no faster than one on 720p clips, and 5-7x slower on a loaded
+    # machine without OMP_WAIT_POLICY=PASSIVE), and libgomp is not fork-safe: a forked
+    # worker that opens a parallel region of more than one thread hangs for good when
+    # this process has run OpenMP work before (a library caller that verified a file
+    # in-process first). One thread never forms an OpenMP team. Scale with workers.
+    threads = 1
     pending = list(reversed(tasks))
     crashed = 0
     while pending:
-        suspects = _pool_run(pending, settings, workers, threads, accept)
+        suspects = _pool_run(pending, settings, workers, threads, accept, init)
         for task in suspects:  # one at a time, to find the file that kills its worker
-            if not _pool_run([task], settings, 1, threads, accept):
+            if not _pool_run([task], settings, 1, threads, accept, init):
                 continue
             record = _crashed_record(task.path)
             accept(_Result(task.index, record))
@@ -529,13 +587,13 @@ def _execute(tasks: list[_Task], settings: SweepSettings, workers: int,
 
 
 def _pool_run(pending: list[_Task], settings: SweepSettings, workers: int, threads: int,
-              accept: Callable[[_Result], None]) -> list[_Task]:
+              accept: Callable[[_Result], None], init: WorkerInit | None) -> list[_Task]:
     """Run tasks from ``pending`` (popped from its end) until it is empty or the pool
     breaks; returns the tasks that were in flight when it broke."""
     window = 4 * workers
     in_flight: dict[Future[_Result], _Task] = {}
     pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init_worker,
-                               initargs=(settings, threads, True))
+                               initargs=(settings, threads, True, init))
     finished = False
     try:
         while pending or in_flight:
@@ -605,7 +663,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write a self-contained HTML report with thumbnails")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="verifier processes for several files (default min(2, cpus); "
-                             "0: in this process)")
+                             "0: in this process); with --ray, actors (default one per "
+                             "cluster CPU)")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="verify on Ray (extra vidgen[ray]); without ADDRESS a local Ray "
+                             "instance is started; 'auto' or ray://HOST:PORT joins a cluster. "
+                             "Write it after the files, or as --ray=ADDRESS")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="with several files: print only the summary table")
 
@@ -613,7 +676,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 def is_sweep(args: argparse.Namespace) -> bool:
     """Whether ``vidgen verify`` was given more than one plain file's work."""
     return bool(len(args.files) != 1 or args.files[0].is_dir() or args.jsonl or args.html
-                or args.resume or args.workers is not None)
+                or args.resume or args.workers is not None
+                or getattr(args, "ray", None) is not None)
 
 
 def run_sweep_command(args: argparse.Namespace, *, out: Any, err: Any,
@@ -627,9 +691,19 @@ def run_sweep_command(args: argparse.Namespace, *, out: Any, err: Any,
 
     if args.resume and args.jsonl is None:
         raise ConfigurationError("--resume needs --jsonl REPORT.jsonl (the report to resume)")
+    ray_address: str | None = getattr(args, "ray", None)
+    if ray_address and Path(ray_address).exists():  # `--ray FILE`: argparse took a file
+        raise ConfigurationError(
+            f"--ray {ray_address}: that is a file or folder, not a Ray address; write --ray "
+            "after the files, or --ray=ADDRESS")
+    key = read_key_file(args.key) if args.key is not None else None  # refused early if bad
     settings = SweepSettings(
         trust_anchors_pem=load_trust_anchors(args.trust),
-        key=read_key_file(args.key) if args.key is not None else None,
+        # Ray: each worker reads the key file itself, so the key is not sent through
+        # the cluster's object store (the file must be at the same path on every node)
+        key=key if ray_address is None else None,
+        key_file=str(args.key.expanduser().absolute())
+        if ray_address is not None and args.key is not None else None,
         store=args.store, watermark_method=args.watermark_method,
         max_frames=args.max_frames, thumbnails=args.html is not None)
     files, empty = collect_files(args.files)
@@ -653,7 +727,8 @@ def run_sweep_command(args: argparse.Namespace, *, out: Any, err: Any,
 
     try:
         outcome = sweep(files, settings, workers=args.workers, jsonl=args.jsonl,
-                        resume=args.resume, on_record=on_record, on_progress=on_progress)
+                        resume=args.resume, on_record=on_record, on_progress=on_progress,
+                        ray=ray_address is not None, ray_address=ray_address or None)
     finally:
         bar.stop()
     outcome.empty_dirs = empty
