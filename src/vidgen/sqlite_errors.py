@@ -4,8 +4,11 @@ consent registry share this)."""
 from __future__ import annotations
 
 import contextlib
+import datetime
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import attrs
 
@@ -49,3 +52,38 @@ class SqliteErrors:
 
 
 __all__ = ["SqliteErrors"]
+
+
+def file_schema_version(path: Path,
+                        read_version: Callable[[sqlite3.Connection], int]) -> int | None:
+    """The schema version ``read_version`` finds in a database file opened read-only; None
+    when the file cannot be read as one (a damaged or foreign file)."""
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            return read_version(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
+def move_aside(path: Path, kind: str) -> Path:
+    """Rename a damaged database (and its -wal/-shm journal, which holds committed rows too)
+    to ``<name>.corrupt-<UTC time>``; ``kind`` names it in the error ("manifest store")."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    try:
+        os.replace(path, target)
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                os.replace(side, target.with_name(target.name + suffix))
+    except OSError as exc:
+        raise StoreError(f"cannot move the {kind} {path} aside: "
+                         f"{exc.strerror or exc}") from exc
+    return target

@@ -70,6 +70,15 @@ def connect_ray(ray: Any, address: str | None) -> bool:
     return True
 
 
+def release_ray(ray: Any, actors: Sequence[Any], started: bool) -> None:
+    """Kill the actors and, when this process started Ray, shut it down."""
+    for actor in actors:
+        with contextlib.suppress(Exception):
+            ray.kill(actor)
+    if started:
+        ray.shutdown()
+
+
 class RayPool:
     """Runs jobs on Ray actors; calls ``on_result`` in the driver."""
 
@@ -133,11 +142,7 @@ class RayPool:
         except (ray.exceptions.RayError, ConnectionError) as exc:
             raise BatchError(f"the Ray cluster failed: {exc}") from exc
         finally:
-            for actor in actors:
-                with contextlib.suppress(Exception):
-                    ray.kill(actor)
-            if started:
-                ray.shutdown()
+            release_ray(ray, actors, started)
 
 
 def _first_line(exc: Exception) -> str:

@@ -34,7 +34,7 @@ import attrs
 
 from vidgen.errors import StoreError
 from vidgen.paths import user_data_file
-from vidgen.sqlite_errors import SqliteErrors
+from vidgen.sqlite_errors import SqliteErrors, file_schema_version, move_aside
 
 ENV_STORE = "VIDGEN_STORE"
 STORE_FILE = "manifests.sqlite3"
@@ -386,7 +386,7 @@ def recover_store(path: str | Path | None = None, *, rebuild_from: str | Path | 
     moved_to: Path | None = None
     rows: list[tuple[int, str, str, str, str]] = []
     if store_path.exists():
-        version = _file_schema_version(store_path)
+        version = file_schema_version(store_path, _schema_version)
         if version is not None and version > SCHEMA_VERSION:
             raise StoreError(f"manifest store {store_path} has schema version {version}, newer "
                              f"than this vidgen understands ({SCHEMA_VERSION}); upgrade vidgen "
@@ -400,44 +400,13 @@ def recover_store(path: str | Path | None = None, *, rebuild_from: str | Path | 
                 raise StoreError(f"manifest store {store_path} passes the integrity check; "
                                  "nothing to recover (pass force=True / --force to start a "
                                  "new store anyway)")
-        moved_to = _move_aside(store_path)
+        moved_to = move_aside(store_path, "manifest store")
         rows = _salvage(moved_to)
     new = ManifestStore(store_path)
     new._insert_rows(rows)  # also creates the new file and its schema
     rebuilt, skipped = (0, ()) if rebuild_from is None else _rebuild(
         new, Path(rebuild_from), trust_anchors, {(r[0], r[2]) for r in rows})
     return StoreRecovery(store_path, moved_to, len(rows), rebuilt, skipped)
-
-
-def _file_schema_version(path: Path) -> int | None:
-    """The schema version recorded in a store file, None when it cannot be read."""
-    try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-        try:
-            return _schema_version(conn)
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-
-
-def _move_aside(path: Path) -> Path:
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    try:
-        os.replace(path, target)
-        for suffix in ("-wal", "-shm"):  # the journal holds committed records too
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                os.replace(side, target.with_name(target.name + suffix))
-    except OSError as exc:
-        raise StoreError(f"cannot move the manifest store {path} aside: "
-                         f"{exc.strerror or exc}") from exc
-    return target
 
 
 def _salvage(path: Path) -> list[tuple[int, str, str, str, str]]:

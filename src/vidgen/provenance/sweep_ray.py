@@ -78,7 +78,7 @@ def run_on_ray(tasks: list[_Task], settings: SweepSettings, workers: int | None,
     if not tasks:
         return 0
     ray = import_ray()
-    from vidgen.batch.ray_pool import connect_ray
+    from vidgen.batch.ray_pool import connect_ray, release_ray
 
     started = connect_ray(ray, address)
     actor_class = ray.remote(num_cpus=1, max_restarts=0)(SweepActor)
@@ -124,11 +124,7 @@ def run_on_ray(tasks: list[_Task], settings: SweepSettings, workers: int | None,
     except (ray.exceptions.RayError, ConnectionError) as exc:
         raise RayUnavailable(f"the Ray cluster failed during the sweep: {exc}") from exc
     finally:
-        for actor in actors:
-            with contextlib.suppress(Exception):
-                ray.kill(actor)
-        if started:
-            ray.shutdown()
+        release_ray(ray, actors, started)
     return crashed
 
 

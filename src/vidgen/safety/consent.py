@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from vidgen.errors import ConfigurationError, StoreError
 from vidgen.paths import user_data_file
-from vidgen.sqlite_errors import SqliteErrors
+from vidgen.sqlite_errors import SqliteErrors, file_schema_version, move_aside
 from vidgen.types import Task
 
 ENV_CONSENT_DB = "VIDGEN_CONSENT_DB"
@@ -600,7 +600,7 @@ def recover_registry(path: str | Path | None = None, *, force: bool = False
     refs: list[tuple[str, str, bytes, str]] = []
     dropped: list[str] = []
     if reg_path.exists():
-        version = _file_schema_version(reg_path)
+        version = file_schema_version(reg_path, _schema_version)
         if version is not None and version > SCHEMA_VERSION:
             raise StoreError(f"consent registry {reg_path} has schema version {version}, newer "
                              f"than this vidgen understands ({SCHEMA_VERSION}); upgrade vidgen "
@@ -614,44 +614,13 @@ def recover_registry(path: str | Path | None = None, *, force: bool = False
                 raise StoreError(f"consent registry {reg_path} passes the integrity check; "
                                  "nothing to recover (pass force=True / --force to start "
                                  "a new registry anyway)")
-        moved_to = _move_aside(reg_path)
+        moved_to = move_aside(reg_path, "consent registry")
         people, refs, dropped = _salvage(moved_to)
     with ConsentRegistry(reg_path) as registry, registry._write() as conn:
         conn.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?)", people)
         conn.executemany("INSERT INTO face_references (person_id, model, embedding, added_at) "
                          "VALUES (?, ?, ?, ?)", refs)
     return RegistryRecovery(reg_path, moved_to, len(people), len(refs), tuple(dropped))
-
-
-def _file_schema_version(path: Path) -> int | None:
-    """The schema version recorded in a registry file, None when it cannot be read."""
-    try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-        try:
-            return _schema_version(conn)
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-
-
-def _move_aside(path: Path) -> Path:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    try:
-        os.replace(path, target)
-        for suffix in ("-wal", "-shm"):
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                os.replace(side, target.with_name(target.name + suffix))
-    except OSError as exc:
-        raise StoreError(f"cannot move the consent registry {path} aside: "
-                         f"{exc.strerror or exc}") from exc
-    return target
 
 
 def _salvage(path: Path) -> tuple[list[Any], list[Any], list[str]]:
