@@ -264,7 +264,7 @@ class DiT(nn.Module):
             raise ValueError(f"latent (T,H,W)=({frames},{height},{width}) is not divisible by "
                              f"the patch {self.config.patch}")
         grid = (frames // pt, height // ph, width // pw)
-        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, D)
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2).contiguous()  # (B, N, D)
         tokens = tokens + self.positions(grid, x.device)  # (B, N, D)
         c = self.t_embed(t) + self.text_pool(text_pooled)  # (B, D)
         if self.block_hook is None:
