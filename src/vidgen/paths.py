@@ -1,4 +1,5 @@
-"""Where vidgen keeps files: the user's data directory and the shipped weights."""
+"""Where vidgen keeps files: the user's data directory and the shipped weights; and making
+a new directory entry durable."""
 
 from __future__ import annotations
 
@@ -20,4 +21,15 @@ def weights_dir() -> Path:
     return Path(__file__).resolve().parent / "weights"
 
 
-__all__ = ["user_data_file", "weights_dir"]
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable (POSIX; a no-op elsewhere)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["fsync_directory", "user_data_file", "weights_dir"]

@@ -37,6 +37,7 @@ from vidgen.errors import (
     VidgenError,
     WatermarkError,
 )
+from vidgen.paths import fsync_directory
 from vidgen.provenance import c2pa_inplace
 from vidgen.provenance.c2pa import (
     DISCLOSURE_ASSERTION,
@@ -378,18 +379,8 @@ class Commit:
             os.fsync(f.fileno())
         os.replace(job.signed, job.output)
         job.signed, job.committed = None, True
-        _fsync_directory(job.output.parent)
+        fsync_directory(job.output.parent)
         job.sha256 = digest.hexdigest()
-
-
-def _fsync_directory(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @attrs.frozen

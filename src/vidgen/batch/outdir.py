@@ -161,7 +161,7 @@ def clean_temporaries(directory: Path, ids: Collection[str]) -> list[Path]:
                                    f"{exc.strerror or exc}") from exc
         removed.append(path)
     if removed:
-        from vidgen.batch.results import fsync_directory
+        from vidgen.paths import fsync_directory
 
         fsync_directory(directory)
     return removed

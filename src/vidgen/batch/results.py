@@ -34,6 +34,7 @@ import attrs
 
 from vidgen.batch.errors import BatchOutputError
 from vidgen.batch.jobs import Job
+from vidgen.paths import fsync_directory
 
 RESULTS_FILE: Final = "results.jsonl"
 SCHEMA_VERSION: Final = 1
@@ -196,16 +197,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-def fsync_directory(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = ["RESULTS_FILE", "STATUSES", "TEMP_PREFIX", "JobResult", "LoadedResults",
