@@ -61,6 +61,7 @@ from typing import Any, cast
 import attrs
 import torch
 import torch.nn as nn
+from machine import cpu_model, write_report
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidgen.backends.dit.model import (
@@ -325,14 +326,7 @@ def measure_memory(kind: str, size: str, mode: str, threads: int) -> dict[str, A
 
 
 def machine(threads: int) -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import diffusers
 
     return {"cpu": cpu, "cpus": os.cpu_count(), "platform": platform.platform(),
@@ -454,11 +448,7 @@ def main() -> None:
         "seconds": round(time.monotonic() - start, 1),
         "results": results,
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from machine import write_report
+
 CAPTIONS = ["a red circle moving right", "a blue square moving left",
             "a green triangle moving up", "a yellow star moving down",
             "a white diamond moving right", "a purple circle falling",
@@ -133,11 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "note": _note(runs),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+    write_report(report, args.out)
     return report
 
 

@@ -52,6 +52,7 @@ from typing import Any
 
 import attrs
 import torch
+from machine import cpu_model, write_report
 
 from vidgen.backends.base import Backend, Capabilities, ProgressCallback
 from vidgen.pipeline import Pipeline
@@ -228,14 +229,7 @@ def run_one(name: str, height: int, width: int, args: argparse.Namespace, work: 
 
 
 def machine(threads: int, work: Path) -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     fs = subprocess.run(["stat", "-f", "-c", "%T", str(work)], capture_output=True,
                         text=True, check=False).stdout.strip()
     import av
@@ -302,11 +296,7 @@ def main() -> None:
             "seconds": round(time.monotonic() - start, 1),
             "results": results,
         }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -45,6 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from machine import write_report
 
 CAPTIONS = ["a red circle moving right", "a blue square moving left",
             "a green triangle moving up", "a yellow star moving down",
@@ -184,11 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "note": _note(runs),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+    write_report(report, args.out)
     return report
 
 

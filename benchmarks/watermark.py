@@ -47,6 +47,7 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import wm_attacks
+from machine import cpu_model
 
 from vidgen.errors import VidgenError
 from vidgen.provenance.watermark import available_methods, watermarker
@@ -538,14 +539,7 @@ def machine_info(threads: int) -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             return None
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mem_gib = None
     try:
         mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
