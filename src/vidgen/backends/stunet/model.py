@@ -81,7 +81,7 @@ class Conv2Plus1d(nn.Sequential):
     The weights are Conv3d's (checkpoint keys ``0.weight``, ``1.weight``), but the forward
     runs them as 2-D convolutions: frames folded into the batch for the spatial one, pixels
     flattened into a width for the temporal one. Same result (to float rounding); 2-D kernels
-    are the better tuned ones (25% faster fine-level steps on CPU, see docs/stunet.md).
+    are the better tuned ones (19% less time at the fine level on CPU: benchmarks/stunet_step.py).
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
